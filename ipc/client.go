@@ -1,0 +1,75 @@
+package ipc
+
+import (
+	"fmt"
+	"os"
+	"sync"
+)
+
+// Client is the worker's side of the socketpair. Calls are serialised: one
+// request is in flight at a time, which keeps the broker's per-session work
+// bounded without a queue.
+type Client struct {
+	mu   sync.Mutex
+	pc   *PacketConn
+	next uint32
+}
+
+// NewClient wraps the worker's end of the socketpair.
+func NewClient(pc *PacketConn) *Client { return &Client{pc: pc} }
+
+// Call sends op with req and decodes the reply body into resp (which may be
+// nil for Empty replies). A reply with a non-OK code comes back as *Error.
+// When the broker passes a descriptor it is returned; the caller owns it.
+func (c *Client) Call(op Op, req, resp any) (*os.File, error) {
+	body, err := Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.next++
+	id := c.next
+	pkt, err := Marshal(&Request{ID: id, Op: op, Body: body})
+	if err != nil {
+		return nil, err
+	}
+	if len(pkt) > MaxPacket {
+		return nil, Errorf(CodeLimit, "request of %d bytes exceeds the %d-byte cap of one call", len(pkt), MaxPacket)
+	}
+	if err := c.pc.Send(pkt, nil); err != nil {
+		return nil, Errorf(CodeProtocol, "broker unreachable: %v", err)
+	}
+	raw, files, err := c.pc.Recv()
+	if err != nil {
+		return nil, Errorf(CodeProtocol, "broker unreachable: %v", err)
+	}
+	var r Response
+	if err := Unmarshal(raw, &r); err != nil || r.ID != id || r.FDs != len(files) {
+		closeAll(files)
+		return nil, Errorf(CodeProtocol, "bad reply from broker")
+	}
+	if r.Code != CodeOK {
+		closeAll(files)
+		return nil, &Error{Code: r.Code, Message: r.Message, Denial: r.Denial}
+	}
+	if resp != nil {
+		if err := Unmarshal(r.Body, resp); err != nil {
+			closeAll(files)
+			return nil, Errorf(CodeProtocol, "bad reply body for %v: %v", op, err)
+		}
+	}
+	if len(files) == 1 {
+		return files[0], nil
+	}
+	return nil, nil
+}
+
+func closeAll(files []*os.File) {
+	for _, f := range files {
+		f.Close()
+	}
+}
+
+// String shows an op and its code for logs.
+func (r *Response) String() string { return fmt.Sprintf("resp{id=%d code=%v}", r.ID, r.Code) }

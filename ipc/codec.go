@@ -1,0 +1,294 @@
+package ipc
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// ErrMalformed wraps every decoding failure; the receiver treats it as a
+// protocol violation.
+var ErrMalformed = errors.New("malformed message")
+
+// Marshal encodes v as msgpack with field names as keys.
+func Marshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := msgpack.NewEncoder(&buf)
+	enc.SetCustomStructTag("msgpack")
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// Unmarshal decodes one msgpack value from b into v, which must point to a
+// concrete struct. b is first walked by Check, so every declared length is
+// known to fit inside b and nesting is bounded before the msgpack decoder
+// allocates anything; unknown fields and trailing bytes are errors.
+func Unmarshal(b []byte, v any) error {
+	if err := Check(b, MaxDepth); err != nil {
+		return err
+	}
+	dec := msgpack.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields(true)
+	dec.SetCustomStructTag("msgpack")
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	return nil
+}
+
+// Check walks one msgpack value that must fill b exactly. It rejects
+// container and string lengths that exceed the bytes left (each element
+// needs at least one byte), nesting deeper than maxDepth, extension types
+// (rex uses none), the reserved byte 0xc1 and duplicate string keys in a
+// map. It allocates nothing in proportion to declared lengths.
+func Check(b []byte, maxDepth int) error {
+	s := scanner{b: b, max: maxDepth}
+	if err := s.value(0); err != nil {
+		return err
+	}
+	if s.off != len(b) {
+		return fmt.Errorf("%w: %d trailing bytes", ErrMalformed, len(b)-s.off)
+	}
+	return nil
+}
+
+type scanner struct {
+	b   []byte
+	off int
+	max int
+}
+
+func (s *scanner) fail(what string) error {
+	return fmt.Errorf("%w: %s at offset %d", ErrMalformed, what, s.off)
+}
+
+// take consumes n bytes and returns them, or fails without allocating.
+func (s *scanner) take(n uint64) ([]byte, error) {
+	if n > uint64(len(s.b)-s.off) {
+		return nil, s.fail("length beyond end of message")
+	}
+	p := s.b[s.off : s.off+int(n)]
+	s.off += int(n)
+	return p, nil
+}
+
+func (s *scanner) uint(n int) (uint64, error) {
+	p, err := s.take(uint64(n))
+	if err != nil {
+		return 0, err
+	}
+	switch n {
+	case 1:
+		return uint64(p[0]), nil
+	case 2:
+		return uint64(binary.BigEndian.Uint16(p)), nil
+	case 4:
+		return uint64(binary.BigEndian.Uint32(p)), nil
+	}
+	return binary.BigEndian.Uint64(p), nil
+}
+
+func (s *scanner) value(depth int) error {
+	if depth > s.max {
+		return s.fail("nesting too deep")
+	}
+	if s.off >= len(s.b) {
+		return s.fail("unexpected end")
+	}
+	c := s.b[s.off]
+	s.off++
+	switch {
+	case c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3:
+		return nil
+	case c >= 0x80 && c <= 0x8f:
+		return s.mapBody(uint64(c&0x0f), depth)
+	case c >= 0x90 && c <= 0x9f:
+		return s.arrayBody(uint64(c&0x0f), depth)
+	case c >= 0xa0 && c <= 0xbf:
+		_, err := s.take(uint64(c & 0x1f))
+		return err
+	}
+	switch c {
+	case 0xc4, 0xd9: // bin8, str8
+		return s.sized(1)
+	case 0xc5, 0xda: // bin16, str16
+		return s.sized(2)
+	case 0xc6, 0xdb: // bin32, str32
+		return s.sized(4)
+	case 0xca:
+		_, err := s.take(4)
+		return err
+	case 0xcb:
+		_, err := s.take(8)
+		return err
+	case 0xcc, 0xd0:
+		_, err := s.take(1)
+		return err
+	case 0xcd, 0xd1:
+		_, err := s.take(2)
+		return err
+	case 0xce, 0xd2:
+		_, err := s.take(4)
+		return err
+	case 0xcf, 0xd3:
+		_, err := s.take(8)
+		return err
+	case 0xdc:
+		n, err := s.uint(2)
+		if err != nil {
+			return err
+		}
+		return s.arrayBody(n, depth)
+	case 0xdd:
+		n, err := s.uint(4)
+		if err != nil {
+			return err
+		}
+		return s.arrayBody(n, depth)
+	case 0xde:
+		n, err := s.uint(2)
+		if err != nil {
+			return err
+		}
+		return s.mapBody(n, depth)
+	case 0xdf:
+		n, err := s.uint(4)
+		if err != nil {
+			return err
+		}
+		return s.mapBody(n, depth)
+	}
+	s.off--
+	return s.fail(fmt.Sprintf("unsupported type byte 0x%02x", c))
+}
+
+func (s *scanner) sized(width int) error {
+	n, err := s.uint(width)
+	if err != nil {
+		return err
+	}
+	_, err = s.take(n)
+	return err
+}
+
+func (s *scanner) arrayBody(n uint64, depth int) error {
+	if n > uint64(len(s.b)-s.off) {
+		return s.fail("array longer than message")
+	}
+	for i := uint64(0); i < n; i++ {
+		if err := s.value(depth + 1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *scanner) mapBody(n uint64, depth int) error {
+	if n > uint64(len(s.b)-s.off)/2 {
+		return s.fail("map longer than message")
+	}
+	var seen map[string]struct{}
+	for i := uint64(0); i < n; i++ {
+		start := s.off
+		if err := s.value(depth + 1); err != nil {
+			return err
+		}
+		if key, ok := strKey(s.b[start:s.off]); ok {
+			if seen == nil {
+				seen = make(map[string]struct{}, min(n, 64))
+			}
+			if _, dup := seen[key]; dup {
+				return s.fail(fmt.Sprintf("duplicate key %q", key))
+			}
+			seen[key] = struct{}{}
+		}
+		if err := s.value(depth + 1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// strKey returns the string held by one already-checked msgpack str value.
+func strKey(p []byte) (string, bool) {
+	switch c := p[0]; {
+	case c >= 0xa0 && c <= 0xbf:
+		return string(p[1:]), true
+	case c == 0xd9:
+		return string(p[2:]), true
+	case c == 0xda:
+		return string(p[3:]), true
+	case c == 0xdb:
+		return string(p[5:]), true
+	}
+	return "", false
+}
+
+// ---- stream framing --------------------------------------------------------
+//
+// A frame is a 4-byte big-endian length n, then n bytes: one MsgType byte and
+// the msgpack body. 1 ≤ n ≤ MaxFrame.
+
+// WriteFrame writes one frame.
+func WriteFrame(w io.Writer, t MsgType, v any) error {
+	body, err := Marshal(v)
+	if err != nil {
+		return err
+	}
+	if len(body)+1 > MaxFrame {
+		return Errorf(CodeLimit, "message of %d bytes exceeds the %d-byte frame cap", len(body)+1, MaxFrame)
+	}
+	buf := make([]byte, 5+len(body))
+	binary.BigEndian.PutUint32(buf, uint32(len(body)+1))
+	buf[4] = byte(t)
+	copy(buf[5:], body)
+	_, err = w.Write(buf)
+	return err
+}
+
+// ReadFrame reads one frame of at most max bytes. The length is checked
+// before the body is allocated.
+func ReadFrame(r io.Reader, max int) (MsgType, []byte, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return 0, nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if n == 0 || uint64(n) > uint64(max) {
+		return 0, nil, fmt.Errorf("%w: frame length %d outside 1..%d", ErrMalformed, n, max)
+	}
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return 0, nil, err
+	}
+	return MsgType(buf[0]), buf[1:], nil
+}
+
+// ReadFrameAs reads one frame, requires its type to be want and decodes it.
+// A MsgError frame is returned as its *Error.
+func ReadFrameAs(r io.Reader, want MsgType, v any) error {
+	t, body, err := ReadFrame(r, MaxFrame)
+	if err != nil {
+		return err
+	}
+	if t == MsgError && want != MsgError {
+		var e ErrorMsg
+		if err := Unmarshal(body, &e); err != nil {
+			return err
+		}
+		return &Error{Code: e.Code, Message: e.Message}
+	}
+	if t != want {
+		return fmt.Errorf("%w: got message type %d, want %d", ErrMalformed, t, want)
+	}
+	return Unmarshal(body, v)
+}

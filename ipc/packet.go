@@ -1,0 +1,155 @@
+package ipc
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrFDsFromWorker is returned by Recv on the broker side when descriptors
+// arrived: the worker never sends any, so this ends the session.
+var ErrFDsFromWorker = errors.New("worker sent file descriptors")
+
+// ErrTruncated means a packet or its control data did not fit.
+var ErrTruncated = errors.New("packet or control data truncated")
+
+// SocketPair makes the worker↔broker SOCK_SEQPACKET pair, close-on-exec,
+// with buffers sized for MaxPacket. The caller clears close-on-exec on the
+// worker's end only by passing it in exec.Cmd.ExtraFiles.
+func SocketPair() (broker, worker *os.File, err error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, os.NewSyscallError("socketpair", err)
+	}
+	for _, fd := range fds {
+		// Best effort: the defaults already fit MaxPacket on stock kernels.
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4*MaxPacket)
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 4*MaxPacket)
+	}
+	return os.NewFile(uintptr(fds[0]), "rex-broker-end"), os.NewFile(uintptr(fds[1]), "rex-worker-end"), nil
+}
+
+// PacketConn is one end of the socketpair: one message per packet, with
+// deadlines through Go's poller.
+type PacketConn struct {
+	c     *net.UnixConn
+	wmu   sync.Mutex
+	rbuf  []byte
+	oob   []byte
+	maxFD int
+}
+
+// NewPacketConn wraps f (which it takes over) as a PacketConn that accepts
+// up to maxFDs descriptors per received packet: 0 on the broker side.
+func NewPacketConn(f *os.File, maxFDs int) (*PacketConn, error) {
+	defer f.Close()
+	c, err := net.FileConn(f)
+	if err != nil {
+		return nil, err
+	}
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		c.Close()
+		return nil, fmt.Errorf("not a unix socket")
+	}
+	// Room for one descriptor more than allowed, so that a packet with too
+	// many arrives with its extra descriptors visible (and closed) rather
+	// than silently dropped by the kernel.
+	oob := unix.CmsgSpace(4 * (maxFDs + 1))
+	return &PacketConn{c: uc, rbuf: make([]byte, MaxPacket+1), oob: make([]byte, oob), maxFD: maxFDs}, nil
+}
+
+// Close closes the connection.
+func (p *PacketConn) Close() error { return p.c.Close() }
+
+// SetReadDeadline and SetWriteDeadline bound the next Recv or Send.
+func (p *PacketConn) SetReadDeadline(t time.Time) error  { return p.c.SetReadDeadline(t) }
+func (p *PacketConn) SetWriteDeadline(t time.Time) error { return p.c.SetWriteDeadline(t) }
+
+// Send writes one packet, with fd (if not nil) in SCM_RIGHTS.
+func (p *PacketConn) Send(b []byte, fd *os.File) error {
+	if len(b) > MaxPacket {
+		return Errorf(CodeLimit, "message of %d bytes exceeds the %d-byte packet cap", len(b), MaxPacket)
+	}
+	var oob []byte
+	if fd != nil {
+		oob = unix.UnixRights(int(fd.Fd()))
+	}
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	_, _, err := p.c.WriteMsgUnix(b, oob, nil)
+	return err
+}
+
+// Recv reads one packet. The returned slice is valid until the next Recv.
+// Every descriptor that arrived is either returned (at most maxFDs) or
+// closed; more than maxFDs, or any truncation, is an error.
+func (p *PacketConn) Recv() ([]byte, []*os.File, error) {
+	n, oobn, flags, _, err := p.c.ReadMsgUnix(p.rbuf, p.oob)
+	if err != nil {
+		return nil, nil, err
+	}
+	fds, perr := parseRights(p.oob[:oobn])
+	files := make([]*os.File, 0, len(fds))
+	for _, fd := range fds {
+		files = append(files, os.NewFile(uintptr(fd), "rex-passed-fd"))
+	}
+	fail := func(e error) ([]byte, []*os.File, error) {
+		for _, f := range files {
+			f.Close()
+		}
+		return nil, nil, e
+	}
+	switch {
+	case perr != nil:
+		return fail(perr)
+	case flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0 || n > MaxPacket:
+		return fail(ErrTruncated)
+	case len(files) > p.maxFD:
+		if p.maxFD == 0 {
+			return fail(ErrFDsFromWorker)
+		}
+		return fail(fmt.Errorf("%w: %d descriptors, at most %d", ErrMalformed, len(files), p.maxFD))
+	case n == 0:
+		return fail(fmt.Errorf("%w: empty packet", ErrMalformed))
+	}
+	return p.rbuf[:n], files, nil
+}
+
+// parseRights returns every descriptor in SCM_RIGHTS messages of oob. Other
+// control messages are an error (none is ever enabled on this socket).
+func parseRights(oob []byte) ([]int, error) {
+	if len(oob) == 0 {
+		return nil, nil
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil, fmt.Errorf("%w: control data: %v", ErrMalformed, err)
+	}
+	var fds []int
+	var bad error
+	for _, m := range msgs {
+		if m.Header.Level != unix.SOL_SOCKET || m.Header.Type != unix.SCM_RIGHTS {
+			bad = fmt.Errorf("%w: unexpected control message %d/%d", ErrMalformed, m.Header.Level, m.Header.Type)
+			continue
+		}
+		got, err := unix.ParseUnixRights(&m)
+		if err != nil {
+			bad = fmt.Errorf("%w: rights: %v", ErrMalformed, err)
+			continue
+		}
+		fds = append(fds, got...)
+	}
+	if bad != nil {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		return nil, bad
+	}
+	return fds, nil
+}
