@@ -1,0 +1,225 @@
+package authz
+
+import (
+	"net/url"
+	"strconv"
+
+	"github.com/cedar-policy/cedar-go/types"
+)
+
+// Entity types of the schema that rex builds requests from.
+const (
+	typeUser    = types.EntityType("User")
+	typeGroup   = types.EntityType("Group")
+	typeFile    = types.EntityType("file_system::File")
+	typeDir     = types.EntityType("file_system::Dir")
+	typeURL     = types.EntityType("network::url")
+	typeProcess = types.EntityType("process_system::Process")
+	typeService = types.EntityType("systemd::Service")
+	typeHost    = types.EntityType("sysinfo::Hostname")
+)
+
+// Principal is the user a run acts for, as the broker learnt it from
+// SO_PEERCRED: login name (or decimal uid when it has none), uid, and the
+// names of its Unix groups.
+type Principal struct {
+	Name   string
+	UID    uint32
+	Groups []string
+}
+
+// entity returns User::"<name>" with uid and name, in one Group per Unix
+// group.
+func (p Principal) entity() types.Entity {
+	parents := make([]types.EntityUID, len(p.Groups))
+	for i, g := range p.Groups {
+		parents[i] = types.NewEntityUID(typeGroup, types.String(g))
+	}
+	return types.Entity{
+		UID:     types.NewEntityUID(typeUser, types.String(p.Name)),
+		Parents: types.NewEntityUIDSet(parents...),
+		Attributes: types.NewRecord(types.RecordMap{
+			"uid":  types.Long(p.UID),
+			"name": types.String(p.Name),
+		}),
+	}
+}
+
+// Action names a schema action, such as file_system / read.
+type Action struct {
+	NS   string
+	Name string
+}
+
+// FileAction returns the file_system action called name.
+func FileAction(name string) Action { return Action{NS: "file_system", Name: name} }
+
+func (a Action) uid() types.EntityUID {
+	return types.NewEntityUID(types.EntityType(a.NS+"::Action"), types.String(a.Name))
+}
+
+// String gives the action in Cedar syntax: file_system::Action::"read".
+func (a Action) String() string { return a.uid().String() }
+
+// FileAttrs are what fstat of the opened descriptor says about a file or
+// directory. Owner and Group are names ("" when the id has none); Kind is
+// one of file, dir, symlink, fifo, socket, device.
+type FileAttrs struct {
+	Owner, Group string
+	UID, GID     uint32
+	Mode         uint32
+	Kind         string
+}
+
+// Resource is the object of a request: its entity, plus every entity that
+// Cedar needs to evaluate policies about it (the chain of parent
+// directories, for files). The zero Resource is invalid and is always denied.
+type Resource struct {
+	// entities[0] is the resource itself.
+	entities []types.Entity
+	// invalid says why the resource cannot be authorised; it makes every
+	// request about it a deny, so that a caller's mistake fails closed.
+	invalid string
+}
+
+// String gives the resource in Cedar syntax, with quotes escaped as Cedar
+// does: file_system::File::"/etc/shadow".
+func (r Resource) String() string {
+	if len(r.entities) == 0 {
+		return "<invalid resource>"
+	}
+	return r.entities[0].UID.String()
+}
+
+// Type is the Cedar entity type of the resource, such as file_system::File.
+func (r Resource) Type() string {
+	if len(r.entities) == 0 {
+		return ""
+	}
+	return string(r.entities[0].UID.Type)
+}
+
+// ID is the entity id of the resource, such as the canonical path.
+func (r Resource) ID() string {
+	if len(r.entities) == 0 {
+		return ""
+	}
+	return string(r.entities[0].UID.ID)
+}
+
+func (r Resource) uid() types.EntityUID {
+	if len(r.entities) == 0 {
+		return types.EntityUID{}
+	}
+	return r.entities[0].UID
+}
+
+// FileResource is file_system::File::"<path>", inside the chain of its
+// parent Dirs up to Dir::"/". path must be canonical (see Canonical);
+// otherwise every request about the resource is denied. attrs may be nil
+// when the file does not exist (yet).
+func FileResource(path string, attrs *FileAttrs) Resource {
+	return pathResource(typeFile, path, attrs)
+}
+
+// DirResource is file_system::Dir::"<path>", inside the chain of its parent
+// Dirs up to Dir::"/", which has no parent. path must be canonical.
+func DirResource(path string, attrs *FileAttrs) Resource {
+	return pathResource(typeDir, path, attrs)
+}
+
+func pathResource(typ types.EntityType, path string, attrs *FileAttrs) Resource {
+	if c, err := Canonical(path); err != nil || c != path {
+		return Resource{
+			entities: []types.Entity{{UID: types.NewEntityUID(typ, types.String(path))}},
+			invalid:  "resource path " + strconv.Quote(path) + " is not canonical",
+		}
+	}
+	rec := types.RecordMap{"path": types.String(path)}
+	if attrs != nil {
+		if attrs.Owner != "" {
+			rec["owner"] = types.String(attrs.Owner)
+		}
+		if attrs.Group != "" {
+			rec["group"] = types.String(attrs.Group)
+		}
+		if attrs.Kind != "" {
+			rec["kind"] = types.String(attrs.Kind)
+		}
+		rec["uid"] = types.Long(attrs.UID)
+		rec["gid"] = types.Long(attrs.GID)
+		rec["mode"] = types.Long(attrs.Mode)
+	}
+	self := types.Entity{UID: types.NewEntityUID(typ, types.String(path)), Attributes: types.NewRecord(rec)}
+	ents := []types.Entity{self}
+	cur := path
+	for {
+		parent, ok := parentDir(cur)
+		if !ok {
+			break
+		}
+		pid := types.NewEntityUID(typeDir, types.String(parent))
+		ents[len(ents)-1].Parents = types.NewEntityUIDSet(pid)
+		ents = append(ents, types.Entity{
+			UID:        pid,
+			Attributes: types.NewRecord(types.RecordMap{"path": types.String(parent)}),
+		})
+		cur = parent
+	}
+	return Resource{entities: ents}
+}
+
+// URLResource is network::url::"<raw>" with the url attribute and, when raw
+// parses as an absolute URL, scheme, host, port (explicit, else the default
+// of http and https) and path. The id is raw exactly as given: the caller
+// decides what spelling it checks and must connect to what it checked.
+func URLResource(raw string) Resource {
+	rec := types.RecordMap{"url": types.String(raw)}
+	if u, err := url.Parse(raw); err == nil && u.Scheme != "" && u.Host != "" {
+		rec["scheme"] = types.String(u.Scheme)
+		rec["host"] = types.String(u.Hostname())
+		rec["path"] = types.String(u.EscapedPath())
+		port := u.Port()
+		if port == "" {
+			port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+		}
+		if n, err := strconv.ParseUint(port, 10, 16); err == nil {
+			rec["port"] = types.Long(n)
+		}
+	}
+	return single(typeURL, raw, rec)
+}
+
+// ProcessResource is process_system::Process::"<pid>".
+func ProcessResource(pid int, name, username, command string) Resource {
+	return single(typeProcess, strconv.Itoa(pid), types.RecordMap{
+		"pid":      types.Long(pid),
+		"name":     types.String(name),
+		"username": types.String(username),
+		"command":  types.String(command),
+	})
+}
+
+// ServiceResource is systemd::Service::"<unit>".
+func ServiceResource(unit string) Resource {
+	return single(typeService, unit, types.RecordMap{"name": types.String(unit)})
+}
+
+// HostnameResource is sysinfo::Hostname::"<host>", for resolve_hostname.
+func HostnameResource(host string) Resource {
+	return single(typeHost, host, types.RecordMap{"hostname": types.String(host)})
+}
+
+// EntityResource is an entity without attributes or parents, for the
+// singleton resources of the schema: sysinfo::Uname, sysinfo::Sysinfo,
+// systemd::Systemd and sysctl::Sysctl.
+func EntityResource(typ, id string) Resource {
+	return single(types.EntityType(typ), id, nil)
+}
+
+func single(typ types.EntityType, id string, rec types.RecordMap) Resource {
+	return Resource{entities: []types.Entity{{
+		UID:        types.NewEntityUID(typ, types.String(id)),
+		Attributes: types.NewRecord(rec),
+	}}}
+}
