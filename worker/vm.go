@@ -1,0 +1,109 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/risor-io/risor"
+	"github.com/risor-io/risor/errz"
+	ros "github.com/risor-io/risor/os"
+
+	"github.com/rex-sh/rex/ipc"
+	"github.com/rex-sh/rex/sdk"
+)
+
+// Run evaluates the script of start with only the globals of sdk.Globals,
+// sending every host operation through c (an *ipc.Client in the worker), and
+// returns what the broker needs to build the run's result. It never panics:
+// a panic in the VM or the sdk becomes an INTERNAL_EXCEPTION.
+//
+// Run has no deadline of its own: a long builtin cannot be interrupted from
+// inside, so the broker enforces the wall-clock limit by killing the worker.
+func Run(start *ipc.Start, c sdk.Caller) (res *ipc.WorkerResult) {
+	out := sdk.NewOutput(start.MaxStdout)
+	res = &ipc.WorkerResult{}
+	defer func() {
+		if r := recover(); r != nil {
+			res = &ipc.WorkerResult{ErrType: ipc.ErrInternal, ErrMessage: fmt.Sprintf("internal error in the worker: %v", r)}
+		}
+		fillOutput(res, out)
+	}()
+
+	args, err := sdk.DecodeArgs(start.Args)
+	if err != nil {
+		res.ErrType, res.ErrMessage = ipc.ErrValidation, err.Error()
+		return res
+	}
+	bos := sdk.NewOS(c, out)
+	// Both the context and the option carry the OS: builtins look in the
+	// context first, and without either Risor falls back to the real OS.
+	ctx := ros.WithOS(context.Background(), bos)
+	obj, err := risor.Eval(ctx, string(start.Script),
+		risor.WithoutDefaultGlobals(),
+		risor.WithGlobals(sdk.Globals(c, out, args)),
+		risor.WithOS(bos),
+		risor.WithFilename(start.ScriptName),
+	)
+	if err != nil {
+		classify(res, err)
+		return res
+	}
+	output, err := sdk.ToJSON(obj)
+	if err != nil {
+		classify(res, fmt.Errorf("the script's result cannot be returned: %w", err))
+		return res
+	}
+	res.Output = output
+	return res
+}
+
+func fillOutput(res *ipc.WorkerResult, out *sdk.Output) {
+	res.Stdout, res.StdoutTruncated = out.Stdout()
+	res.Logs = out.Logs()
+	res.Metrics = out.Metrics()
+	res.Alarms = out.Alarms()
+}
+
+// classify sets the error of res from the error that ended the script. The
+// type comes from the *ipc.Error code when the error is or wraps one (Risor
+// keeps the Go error of a raised error object as its value), never from the
+// error's text.
+func classify(res *ipc.WorkerResult, err error) {
+	var exit *sdk.ExitError
+	if errors.As(err, &exit) {
+		if exit.Code != 0 {
+			res.ErrType = ipc.ErrScript
+			res.ErrMessage = fmt.Sprintf("script exited with status %d", exit.Code)
+		}
+		return
+	}
+	res.ErrType, res.ErrMessage = ipc.ErrScript, message(err)
+	var ie *ipc.Error
+	if !errors.As(err, &ie) {
+		return
+	}
+	switch ie.Code {
+	case ipc.CodeDenied:
+		res.ErrType = ipc.ErrAccessDenied
+		res.Denial = ie.Denial
+	case ipc.CodeLimit:
+		res.ErrType = ipc.ErrResourceLimit
+	case ipc.CodeProtocol:
+		res.ErrType = ipc.ErrCommunication
+	case ipc.CodeTimeout:
+		res.ErrType = ipc.ErrTimeout
+	case ipc.CodeInternal:
+		res.ErrType = ipc.ErrInternal
+	}
+}
+
+// message prefers Risor's friendly form of parse and compile errors, which
+// names the file, line and column.
+func message(err error) string {
+	var fe errz.FriendlyError
+	if errors.As(err, &fe) {
+		return fe.FriendlyErrorMessage()
+	}
+	return err.Error()
+}
