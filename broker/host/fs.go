@@ -1,0 +1,362 @@
+package host
+
+import (
+	"errors"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// resolveFlags confine every openat2 of this package: never above the
+// anchor, never through a magic link (/proc/self/root, /proc/N/fd/M), never
+// across a mount, never through a symlink. Following is done in user space
+// (see follow), one verified component at a time.
+const resolveFlags = unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS |
+	unix.RESOLVE_NO_XDEV | unix.RESOLVE_NO_SYMLINKS
+
+// maxLinks is the number of symlinks one Lookup may follow, as the kernel's
+// MAXSYMLINKS.
+const maxLinks = 40
+
+// FS resolves canonical host paths to descriptors. It is safe for
+// concurrent use.
+type FS struct {
+	root  int // O_PATH descriptor on the broker's "/"
+	watch *mountWatch
+
+	mu     sync.Mutex // guards mounts and the poll state of watch
+	mounts mountTable
+	frozen bool // tests only: keep the table even when the namespace changes
+}
+
+// New opens the broker's root and reads its mount table.
+func New() (*FS, error) {
+	root, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, pathErr("open", "/", err)
+	}
+	w, err := openMountWatch()
+	if err != nil {
+		unix.Close(root)
+		return nil, err
+	}
+	w.changed() // acknowledge the state we are about to read
+	t, err := w.read()
+	if err != nil {
+		unix.Close(root)
+		w.close()
+		return nil, err
+	}
+	return &FS{root: root, watch: w, mounts: t}, nil
+}
+
+// Close releases the root descriptor and the mount watch. Objects already
+// looked up stay valid.
+func (f *FS) Close() error {
+	unix.Close(f.root)
+	return f.watch.close()
+}
+
+// table returns the current mount table, re-reading it when the namespace
+// changed since the last call, or always when force is set.
+func (f *FS) table(force bool) (mountTable, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.frozen {
+		return f.mounts, nil
+	}
+	changed, err := f.watch.changed()
+	if err != nil {
+		return nil, err
+	}
+	if changed || force {
+		t, err := f.watch.read()
+		if err != nil {
+			return nil, err
+		}
+		f.mounts = t
+	}
+	return f.mounts, nil
+}
+
+// openat2 retries the transient errors of openat2: EINTR, and EAGAIN, which
+// the kernel returns for a scoped lookup that raced a rename or mount.
+func openat2(dirfd int, path string, flags uint64) (int, error) {
+	return openat2Mode(dirfd, path, flags, 0)
+}
+
+func openat2Mode(dirfd int, path string, flags uint64, mode uint32) (int, error) {
+	how := unix.OpenHow{Flags: flags | unix.O_CLOEXEC, Mode: uint64(mode), Resolve: resolveFlags}
+	var err error
+	for range 16 {
+		var fd int
+		fd, err = unix.Openat2(dirfd, path, &how)
+		if err == nil {
+			return fd, nil
+		}
+		if err != unix.EINTR && err != unix.EAGAIN {
+			break
+		}
+	}
+	return -1, err
+}
+
+// errMountMoved: the mount point no longer holds the mount we read.
+var errMountMoved = errors.New("mount moved")
+
+// openMountRoot opens the root of mount m by walking from "/" without
+// symlinks, and checks with statx that it is that very mount's root: the
+// mount table may be stale, or the mount point may have been over-mounted
+// or swapped since it was read.
+func (f *FS) openMountRoot(m mount) (int, error) {
+	how := unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+	}
+	fd, err := unix.Openat2(f.root, m.point[1:], &how)
+	if err != nil {
+		return -1, err
+	}
+	var stx unix.Statx_t
+	err = unix.Statx(fd, "", unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW, unix.STATX_MNT_ID, &stx)
+	if err == nil && (stx.Mask&unix.STATX_MNT_ID == 0 || stx.Mnt_id != m.id ||
+		stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT == 0 || stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT == 0) {
+		err = errMountMoved
+	}
+	if err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+// anchor returns a descriptor on the root of the deepest verified mount
+// containing path, and path relative to it ("" for the mount root itself).
+// When the deepest mount cannot be verified the next shallower one is used,
+// so a stale or swapped mount makes the walk below fail with EXDEV rather
+// than go through an unverified mount. owned says whether fd must be closed.
+func (f *FS) anchor(t mountTable, path string) (fd int, rest string, owned bool, err error) {
+	for _, m := range t.candidates(path) {
+		rest = strings.TrimPrefix(strings.TrimPrefix(path, m.point), "/")
+		if m.point == "/" {
+			return f.root, rest, false, nil
+		}
+		fd, err := f.openMountRoot(m)
+		if err == nil {
+			return fd, rest, true, nil
+		}
+	}
+	// Every mount table has "/"; reaching here means it was unreadable.
+	return -1, "", false, unix.EXDEV
+}
+
+// lookup opens path without following any symlink. The leaf is opened
+// O_PATH|O_NOFOLLOW, so a leaf symlink yields the symlink itself and no
+// object is ever opened for content here.
+func (f *FS) lookup(path string) (*Object, error) {
+	if !validPath(path) {
+		return nil, pathErr("lookup", path, unix.EINVAL)
+	}
+	var err error
+	for attempt := range 2 {
+		var t mountTable
+		t, err = f.table(attempt > 0)
+		if err != nil {
+			return nil, pathErr("lookup", path, err)
+		}
+		var o *Object
+		o, err = f.lookupIn(t, path)
+		if err == nil {
+			return o, nil
+		}
+		// EXDEV may come from a mount the stale table did not know of.
+		if err != unix.EXDEV {
+			break
+		}
+	}
+	return nil, pathErr("lookup", path, err)
+}
+
+func (f *FS) lookupIn(t mountTable, path string) (*Object, error) {
+	anchor, rest, owned, err := f.anchor(t, path)
+	if err != nil {
+		return nil, err
+	}
+	if owned {
+		defer unix.Close(anchor)
+	}
+	o := &Object{path: path, parent: -1, fd: -1}
+	if rest == "" {
+		// A mount root (or "/"): it has no parent on its own mount, and
+		// only directory operations apply, which work from the object.
+		o.fd, err = openat2(anchor, ".", unix.O_PATH|unix.O_DIRECTORY)
+	} else {
+		dir, name := "", rest
+		if i := strings.LastIndexByte(rest, '/'); i >= 0 {
+			dir, name = rest[:i], rest[i+1:]
+		}
+		if dir == "" {
+			dir = "."
+		}
+		o.name = name
+		o.parent, err = openat2(anchor, dir, unix.O_PATH|unix.O_DIRECTORY)
+		if err == nil {
+			o.fd, err = openat2(o.parent, name, unix.O_PATH|unix.O_NOFOLLOW)
+		}
+	}
+	if err == nil {
+		err = o.stat()
+	}
+	if err != nil {
+		o.closeFds()
+		return nil, err
+	}
+	return o, nil
+}
+
+// Lookup finds the object at path with no side effect on it: it is opened
+// O_PATH, which neither reads, blocks, nor triggers device opens.
+//
+// Without follow, a symlink anywhere before the leaf fails with ELOOP, and a
+// leaf symlink is returned as itself. With follow, symlinks are resolved in
+// user space, one component at a time, each step confined like a plain
+// lookup; Object.Path then names the resolved location, which the caller
+// must authorise again. Symlinks on procfs (magic links like
+// /proc/self/root, /proc/self/fd/N, and /proc/self itself, which would
+// resolve in the broker's context) are never followed.
+//
+// Errors are *os.PathError naming path and wrapping a unix.Errno or a
+// sentinel of this package.
+func (f *FS) Lookup(path string, follow bool) (*Object, error) {
+	o, err := f.lookup(path)
+	if !follow {
+		return o, err
+	}
+	if err == nil && o.info.Kind != KindSymlink {
+		return o, nil
+	}
+	if err != nil && !errors.Is(err, unix.ELOOP) {
+		return nil, err
+	}
+	if o != nil {
+		o.Close()
+	}
+	return f.follow(path)
+}
+
+// follow resolves path component by component, expanding symlinks
+// textually. Because the resolved prefix never contains a symlink, a ".."
+// from a symlink target is applied to the text, which equals the physical
+// parent; the walk never steps up through a directory that may have been
+// renamed meanwhile.
+func (f *FS) follow(path string) (*Object, error) {
+	var done []string
+	todo := splitPath(path)
+	links := 0
+	for {
+		for len(todo) > 0 && (todo[0] == "" || todo[0] == "." || todo[0] == "..") {
+			if todo[0] == ".." && len(done) > 0 {
+				done = done[:len(done)-1]
+			}
+			todo = todo[1:]
+		}
+		cur := "/" + strings.Join(append(done[:len(done):len(done)], todo[:min(1, len(todo))]...), "/")
+		if len(cur) > unix.PathMax {
+			return nil, pathErr("lookup", path, unix.ENAMETOOLONG)
+		}
+		o, err := f.lookup(cur)
+		if err != nil {
+			return nil, pathErr("lookup", path, unwrapPath(err))
+		}
+		if o.info.Kind != KindSymlink {
+			if len(todo) <= 1 {
+				return o, nil
+			}
+			o.Close()
+			if o.info.Kind != KindDir {
+				return nil, pathErr("lookup", path, unix.ENOTDIR)
+			}
+			done = append(done, todo[0])
+			todo = todo[1:]
+			continue
+		}
+		if len(todo) == 0 {
+			// cur is a prefix already found to be a directory and has
+			// become a symlink since: a race, not something to follow.
+			o.Close()
+			return nil, pathErr("lookup", path, unix.ELOOP)
+		}
+		target, err := o.readlinkChecked()
+		o.Close()
+		if err != nil {
+			return nil, pathErr("lookup", path, err)
+		}
+		if links++; links > maxLinks {
+			return nil, pathErr("lookup", path, errTooManyLinks)
+		}
+		if strings.HasPrefix(target, "/") {
+			done = done[:0]
+		}
+		todo = append(splitPath(target), todo[1:]...)
+	}
+}
+
+// LookupParent returns the directory that holds path (looked up without
+// following symlinks) and the leaf name, for creating, replacing or
+// removing the leaf through the directory's descriptor.
+func (f *FS) LookupParent(path string) (*Object, string, error) {
+	if !validPath(path) || path == "/" {
+		return nil, "", pathErr("lookup", path, unix.EINVAL)
+	}
+	i := strings.LastIndexByte(path, '/')
+	dir, name := path[:i], path[i+1:]
+	if dir == "" {
+		dir = "/"
+	}
+	d, err := f.lookup(dir)
+	if err != nil {
+		return nil, "", pathErr("lookup", path, unwrapPath(err))
+	}
+	if d.info.Kind != KindDir {
+		d.Close()
+		return nil, "", pathErr("lookup", path, unix.ENOTDIR)
+	}
+	return d, name, nil
+}
+
+// validPath accepts only canonical absolute paths: no empty, "." or ".."
+// component, no trailing slash, no NUL, within PATH_MAX and NAME_MAX.
+func validPath(p string) bool {
+	if p == "/" {
+		return true
+	}
+	if len(p) < 2 || p[0] != '/' || len(p) >= unix.PathMax || strings.IndexByte(p, 0) >= 0 {
+		return false
+	}
+	for _, c := range strings.Split(p[1:], "/") {
+		if !validName(c) {
+			return false
+		}
+	}
+	return true
+}
+
+// validName accepts one directory entry name.
+func validName(c string) bool {
+	return c != "" && c != "." && c != ".." && len(c) <= 255 &&
+		strings.IndexByte(c, '/') < 0 && strings.IndexByte(c, 0) < 0
+}
+
+func splitPath(p string) []string {
+	return strings.Split(strings.Trim(p, "/"), "/")
+}
+
+// unwrapPath strips an *os.PathError so that the caller can re-wrap the
+// cause with the path it was asked about.
+func unwrapPath(err error) error {
+	if u := errors.Unwrap(err); u != nil {
+		return u
+	}
+	return err
+}

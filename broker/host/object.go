@@ -1,0 +1,361 @@
+package host
+
+import (
+	"io"
+	"math"
+	"os"
+	"sort"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Kind is the type of a file system object, as scripts see it.
+type Kind string
+
+// Kinds of objects.
+const (
+	KindFile    Kind = "file"
+	KindDir     Kind = "dir"
+	KindSymlink Kind = "symlink"
+	KindFIFO    Kind = "fifo"
+	KindSocket  Kind = "socket"
+	KindDevice  Kind = "device"
+)
+
+// Info describes one object, always from fstat of a descriptor on it.
+type Info struct {
+	Kind  Kind
+	Mode  uint32 // permission bits, 07777
+	UID   uint32
+	GID   uint32
+	Size  int64
+	MTime time.Time
+	Nlink uint64
+	Dev   uint64
+	Ino   uint64
+}
+
+// ToInfo converts a stat result.
+func ToInfo(st *unix.Stat_t) Info {
+	var k Kind
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		k = KindFile
+	case unix.S_IFDIR:
+		k = KindDir
+	case unix.S_IFLNK:
+		k = KindSymlink
+	case unix.S_IFIFO:
+		k = KindFIFO
+	case unix.S_IFSOCK:
+		k = KindSocket
+	default:
+		k = KindDevice
+	}
+	return Info{
+		Kind:  k,
+		Mode:  st.Mode & 07777,
+		UID:   st.Uid,
+		GID:   st.Gid,
+		Size:  st.Size,
+		MTime: time.Unix(st.Mtim.Sec, st.Mtim.Nsec),
+		Nlink: uint64(st.Nlink),
+		Dev:   st.Dev,
+		Ino:   st.Ino,
+	}
+}
+
+// same reports whether a and b are the same inode.
+func (i Info) same(b Info) bool { return i.Dev == b.Dev && i.Ino == b.Ino }
+
+// Object is an O_PATH handle on one looked-up object, and for a non-root
+// object an O_PATH handle on the directory it was found in. Every later
+// operation goes through these descriptors and checks that it reaches the
+// same inode, so what the caller authorised from Info is what it operates
+// on. Methods may be called concurrently with each other and with Close.
+type Object struct {
+	mu     sync.RWMutex // write-held by Close, so no method uses a closed (and maybe reused) fd number
+	fd     int          // O_PATH|O_NOFOLLOW on the object
+	parent int          // O_PATH on the parent directory; -1 for a mount root
+	name   string       // entry name in parent
+	path   string
+	info   Info
+}
+
+// Path is the canonical path where the object was found; after a followed
+// Lookup, the resolved one.
+func (o *Object) Path() string { return o.path }
+
+// Info is the object's fstat at lookup time.
+func (o *Object) Info() Info { return o.info }
+
+// Close releases the descriptors. It is idempotent.
+func (o *Object) Close() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.closeFds()
+	return nil
+}
+
+func (o *Object) closeFds() {
+	if o.fd >= 0 {
+		unix.Close(o.fd)
+		o.fd = -1
+	}
+	if o.parent >= 0 {
+		unix.Close(o.parent)
+		o.parent = -1
+	}
+}
+
+func (o *Object) stat() error {
+	var st unix.Stat_t
+	if err := unix.Fstat(o.fd, &st); err != nil {
+		return err
+	}
+	o.info = ToInfo(&st)
+	return nil
+}
+
+// begin takes the read lock and fails once the object is closed.
+func (o *Object) begin(op string) error {
+	o.mu.RLock()
+	if o.fd < 0 {
+		o.mu.RUnlock()
+		return pathErr(op, o.path, os.ErrClosed)
+	}
+	return nil
+}
+
+// contentCheck refuses what is never opened for content. A symlink is ELOOP
+// (it is not followed), a directory EISDIR, anything else but a regular file
+// ErrNotRegular: FIFOs would block or signal their peer, devices can have
+// side effects on open.
+func (o *Object) contentCheck(op string) error {
+	switch o.info.Kind {
+	case KindFile:
+		return nil
+	case KindSymlink:
+		return pathErr(op, o.path, unix.ELOOP)
+	case KindDir:
+		return pathErr(op, o.path, unix.EISDIR)
+	}
+	return pathErr(op, o.path, ErrNotRegular)
+}
+
+// reopen opens the object's entry for content, by name in the parent
+// directory, and verifies it is still the looked-up inode and a regular
+// file. O_NONBLOCK keeps a FIFO swapped in meanwhile from blocking; it is
+// cleared before the file is handed out.
+func (o *Object) reopen(op string, flags uint64) (*os.File, error) {
+	if err := o.contentCheck(op); err != nil {
+		return nil, err
+	}
+	if o.parent < 0 {
+		return nil, pathErr(op, o.path, unix.EISDIR)
+	}
+	fd, err := openat2(o.parent, o.name, flags|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY)
+	if err != nil {
+		if err == unix.ENXIO {
+			// A FIFO without a reader was swapped in.
+			err = ErrChanged
+		}
+		return nil, pathErr(op, o.path, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return nil, pathErr(op, o.path, err)
+	}
+	if now := ToInfo(&st); !now.same(o.info) || now.Kind != KindFile {
+		unix.Close(fd)
+		return nil, pathErr(op, o.path, ErrChanged)
+	}
+	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err == nil {
+		_, err = unix.FcntlInt(uintptr(fd), unix.F_SETFL, fl&^unix.O_NONBLOCK)
+	}
+	if err != nil {
+		unix.Close(fd)
+		return nil, pathErr(op, o.path, err)
+	}
+	return os.NewFile(uintptr(fd), o.path), nil
+}
+
+// OpenRead opens a regular file O_RDONLY|O_CLOEXEC, verified to be the
+// looked-up inode.
+func (o *Object) OpenRead() (*os.File, error) {
+	if err := o.begin("open"); err != nil {
+		return nil, err
+	}
+	defer o.mu.RUnlock()
+	return o.reopen("open", unix.O_RDONLY)
+}
+
+// OpenWrite opens a regular file O_WRONLY (and O_APPEND if append), without
+// truncating it, verified to be the looked-up inode.
+func (o *Object) OpenWrite(append bool) (*os.File, error) {
+	if err := o.begin("open"); err != nil {
+		return nil, err
+	}
+	defer o.mu.RUnlock()
+	flags := uint64(unix.O_WRONLY)
+	if append {
+		flags |= unix.O_APPEND
+	}
+	return o.reopen("open", flags)
+}
+
+// ReadAll reads a regular file. A file longer than limit fails with an error
+// wrapping ErrTooLarge; the length is checked while reading, not from
+// fstat, so a growing file or a lying file system cannot exceed it.
+func (o *Object) ReadAll(limit int64) ([]byte, error) {
+	f, err := o.OpenRead()
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	limit = min(max(limit, 0), math.MaxInt64-1)
+	// Size is only a hint for the first allocation, capped so that a
+	// sparse giant does not allocate up front.
+	capHint := min(max(o.info.Size, 0), limit, 1<<20) + 1
+	data, err := readUpTo(f, make([]byte, 0, capHint), limit+1)
+	if err != nil {
+		return nil, pathErr("read", o.path, err)
+	}
+	if int64(len(data)) > limit {
+		return nil, pathErr("read", o.path, ErrTooLarge)
+	}
+	return data, nil
+}
+
+func readUpTo(r io.Reader, buf []byte, limit int64) ([]byte, error) {
+	for int64(len(buf)) < limit {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		end := min(int64(cap(buf)), limit)
+		n, err := r.Read(buf[len(buf):end])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return buf, nil
+}
+
+// Entry is one directory entry, typed with fstatat(AT_SYMLINK_NOFOLLOW) on
+// the directory descriptor.
+type Entry struct {
+	Name   string
+	Info   Info
+	Target string // symlinks only
+}
+
+// ReadDir lists a directory, sorted by name. Entries that vanish while it
+// runs are left out.
+func (o *Object) ReadDir() ([]Entry, error) {
+	if err := o.begin("readdir"); err != nil {
+		return nil, err
+	}
+	defer o.mu.RUnlock()
+	d, err := o.openDir("readdir")
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return nil, pathErr("readdir", o.path, err)
+	}
+	dfd := int(d.Fd())
+	out := make([]Entry, 0, len(names))
+	for _, n := range names {
+		var st unix.Stat_t
+		if err := unix.Fstatat(dfd, n, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			if err == unix.ENOENT {
+				continue
+			}
+			return nil, pathErr("readdir", o.path, err)
+		}
+		e := Entry{Name: n, Info: ToInfo(&st)}
+		if e.Info.Kind == KindSymlink {
+			e.Target, _ = readlinkat(dfd, n)
+		}
+		out = append(out, e)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// openDir opens the directory itself for reading entries: through "." of
+// the O_PATH descriptor, so no name is resolved again, and verified to be
+// the same inode anyway.
+func (o *Object) openDir(op string) (*os.File, error) {
+	if o.info.Kind != KindDir {
+		return nil, pathErr(op, o.path, unix.ENOTDIR)
+	}
+	fd, err := openat2(o.fd, ".", unix.O_RDONLY|unix.O_DIRECTORY)
+	if err != nil {
+		return nil, pathErr(op, o.path, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || !ToInfo(&st).same(o.info) {
+		unix.Close(fd)
+		return nil, pathErr(op, o.path, ErrChanged)
+	}
+	return os.NewFile(uintptr(fd), o.path), nil
+}
+
+// Readlink returns a symlink's target text; nothing is resolved.
+func (o *Object) Readlink() (string, error) {
+	if err := o.begin("readlink"); err != nil {
+		return "", err
+	}
+	defer o.mu.RUnlock()
+	if o.info.Kind != KindSymlink {
+		return "", pathErr("readlink", o.path, unix.EINVAL)
+	}
+	t, err := readlinkat(o.fd, "")
+	if err != nil {
+		return "", pathErr("readlink", o.path, err)
+	}
+	return t, nil
+}
+
+// readlinkChecked returns the target of a symlink that follow may expand:
+// never one on procfs, whose links are magic or name the broker's own
+// process, and never an empty one.
+func (o *Object) readlinkChecked() (string, error) {
+	var sfs unix.Statfs_t
+	if err := unix.Fstatfs(o.fd, &sfs); err != nil {
+		return "", err
+	}
+	if sfs.Type == unix.PROC_SUPER_MAGIC {
+		return "", errMagicLink
+	}
+	t, err := readlinkat(o.fd, "")
+	if err == nil && t == "" {
+		err = unix.ENOENT
+	}
+	return t, err
+}
+
+func readlinkat(dirfd int, name string) (string, error) {
+	for size := 256; size <= unix.PathMax*2; size *= 2 {
+		buf := make([]byte, size)
+		n, err := unix.Readlinkat(dirfd, name, buf)
+		if err != nil {
+			return "", err
+		}
+		if n < size {
+			return string(buf[:n]), nil
+		}
+	}
+	return "", unix.ENAMETOOLONG
+}

@@ -1,0 +1,87 @@
+package host
+
+import (
+	"bytes"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// nameDB caches the id → name map of one colon-separated database file
+// (/etc/passwd, /etc/group), re-read when the file's inode, size or mtime
+// changes. The broker parses these itself: no NSS, no cgo, no daemon.
+type nameDB struct {
+	path string
+
+	mu    sync.Mutex
+	stamp [4]int64 // ino, size, mtime sec, mtime nsec of the parsed file
+	names map[uint32]string
+}
+
+var (
+	users  = &nameDB{path: "/etc/passwd"}
+	groups = &nameDB{path: "/etc/group"}
+)
+
+// UserName returns the login name of uid, or the number when it has none.
+func UserName(uid uint32) string { return users.lookup(uid) }
+
+// GroupName returns the name of gid, or the number when it has none.
+func GroupName(gid uint32) string { return groups.lookup(gid) }
+
+func (db *nameDB) lookup(id uint32) string {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	db.refresh()
+	if n, ok := db.names[id]; ok {
+		return n
+	}
+	return strconv.FormatUint(uint64(id), 10)
+}
+
+// refresh re-reads the file if it changed; an unreadable file keeps the
+// last good map (or none), so names degrade to numbers, never to errors.
+func (db *nameDB) refresh() {
+	var st unix.Stat_t
+	if err := unix.Stat(db.path, &st); err != nil {
+		return
+	}
+	stamp := [4]int64{int64(st.Ino), st.Size, st.Mtim.Sec, st.Mtim.Nsec}
+	if db.names != nil && stamp == db.stamp {
+		return
+	}
+	data, err := os.ReadFile(db.path)
+	if err != nil {
+		return
+	}
+	db.names = parseNameDB(data)
+	db.stamp = stamp
+	// A file rewritten within one mtime tick would look unchanged; keep
+	// the stamp unmatchable for a moment after such a recent write.
+	if time.Since(time.Unix(st.Mtim.Sec, st.Mtim.Nsec)) < time.Second {
+		db.stamp[0] = -1
+	}
+}
+
+// parseNameDB reads "name:x:id:..." lines; the first name of an id wins,
+// as with getpwuid.
+func parseNameDB(data []byte) map[uint32]string {
+	m := map[uint32]string{}
+	for line := range bytes.SplitSeq(data, []byte{'\n'}) {
+		f := bytes.SplitN(line, []byte{':'}, 4)
+		if len(f) < 4 || len(f[0]) == 0 || f[0][0] == '#' {
+			continue
+		}
+		id, err := strconv.ParseUint(string(f[2]), 10, 32)
+		if err != nil {
+			continue
+		}
+		if _, dup := m[uint32(id)]; !dup {
+			m[uint32(id)] = string(f[0])
+		}
+	}
+	return m
+}
