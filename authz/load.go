@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -240,7 +242,8 @@ func (s *PolicySet) addEntities(cs *compiledSchema, f File) []Problem {
 		return []Problem{{File: f.Name, Msg: "entities: " + err.Error()}}
 	}
 	var probs []Problem
-	for uid := range m {
+	uids := slices.SortedFunc(maps.Keys(m), func(a, b types.EntityUID) int { return strings.Compare(a.String(), b.String()) })
+	for _, uid := range uids {
 		if _, isAction := cs.actions[uid]; isAction || uid.Type == "Action" || strings.HasSuffix(string(uid.Type), "::Action") {
 			probs = append(probs, Problem{File: f.Name, Msg: fmt.Sprintf("entity %s: actions come from the schema and cannot be defined here", uid)})
 			continue
@@ -249,12 +252,11 @@ func (s *PolicySet) addEntities(cs *compiledSchema, f File) []Problem {
 			probs = append(probs, Problem{File: f.Name, Msg: fmt.Sprintf("entity %s is defined twice", uid)})
 			continue
 		}
-		s.entities[uid] = m[uid]
-	}
-	if err := cs.validator.Entities(m); err != nil {
-		for _, e := range flatten(err) {
-			probs = append(probs, Problem{File: f.Name, Msg: "entities: " + e.Error()})
+		if err := cs.validator.Entity(m[uid]); err != nil {
+			probs = append(probs, Problem{File: f.Name, Msg: fmt.Sprintf("entity %s: %v", uid, err)})
+			continue
 		}
+		s.entities[uid] = m[uid]
 	}
 	return probs
 }
