@@ -1,0 +1,165 @@
+package ipc
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+)
+
+func TestRoundTrip(t *testing.T) {
+	in := &Request{ID: 7, Op: OpRead, Body: mustMarshal(t, &ReadReq{Path: "/etc/hosts"})}
+	b := mustMarshal(t, in)
+	var out Request
+	if err := Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	var rr ReadReq
+	if err := Unmarshal(out.Body, &rr); err != nil {
+		t.Fatal(err)
+	}
+	if out.ID != 7 || out.Op != OpRead || rr.Path != "/etc/hosts" {
+		t.Fatalf("got %+v %+v", out, rr)
+	}
+}
+
+func mustMarshal(t testing.TB, v any) []byte {
+	t.Helper()
+	b, err := Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// P02, P03, P04: bombs, deep nesting and junk are refused by Check before
+// the msgpack decoder sees them.
+func TestCheckRejects(t *testing.T) {
+	deep := bytes.Repeat([]byte{0x91}, 100000)
+	deep = append(deep, 0xc0)
+	cases := map[string][]byte{
+		"array32 bomb":      {0xdd, 0xff, 0xff, 0xff, 0xff},
+		"map32 bomb":        {0xdf, 0xff, 0xff, 0xff, 0xff},
+		"str32 bomb":        {0xdb, 0xff, 0xff, 0xff, 0xff},
+		"bin32 bomb":        {0xc6, 0xff, 0xff, 0xff, 0xff},
+		"array16 bomb":      {0xdc, 0xff, 0xff},
+		"nested arrays":     deep,
+		"nested maps":       append(bytes.Repeat([]byte{0x81, 0xa1, 'k'}, 1000), 0xc0),
+		"reserved c1":       {0xc1},
+		"ext type":          {0xd4, 0x01, 0x00},
+		"trailing bytes":    {0xc0, 0xc0},
+		"empty":             {},
+		"truncated str":     {0xa5, 'a', 'b'},
+		"truncated uint":    {0xcf, 0x01},
+		"duplicate key":     {0x82, 0xa1, 'a', 0x01, 0xa1, 'a', 0x02},
+		"map missing value": {0x81, 0xa1, 'a'},
+	}
+	for name, b := range cases {
+		t.Run(name, func(t *testing.T) {
+			err := Check(b, MaxDepth)
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("Check(%x...) = %v, want ErrMalformed", b[:min(len(b), 8)], err)
+			}
+			var r Request
+			if err := Unmarshal(b, &r); err == nil {
+				t.Fatal("Unmarshal accepted it")
+			}
+		})
+	}
+}
+
+// A bomb must not allocate in proportion to its declared length.
+func TestCheckDoesNotAllocateForDeclaredLength(t *testing.T) {
+	b := []byte{0xdd, 0xff, 0xff, 0xff, 0xf0}
+	allocs := testing.AllocsPerRun(100, func() { _ = Check(b, MaxDepth) })
+	if allocs > 4 {
+		t.Fatalf("Check allocated %v times for a bomb", allocs)
+	}
+}
+
+func TestUnmarshalRejectsUnknownAndWrongTypes(t *testing.T) {
+	type extra struct {
+		ID    uint32 `msgpack:"id"`
+		Sneak string `msgpack:"principal"`
+	}
+	var r Request
+	if err := Unmarshal(mustMarshal(t, &extra{ID: 1, Sneak: "root"}), &r); err == nil {
+		t.Fatal("unknown field accepted")
+	}
+	type wrong struct {
+		ID string `msgpack:"id"`
+	}
+	if err := Unmarshal(mustMarshal(t, &wrong{ID: "x"}), &r); err == nil {
+		t.Fatal("string accepted for an integer field")
+	}
+}
+
+// P01: impossible frame lengths are refused before the body is allocated.
+func TestReadFrameLengths(t *testing.T) {
+	for _, n := range []uint32{0, MaxFrame + 1, 0xffffffff} {
+		var hdr [4]byte
+		binary.BigEndian.PutUint32(hdr[:], n)
+		_, _, err := ReadFrame(bytes.NewReader(hdr[:]), MaxFrame)
+		if !errors.Is(err, ErrMalformed) {
+			t.Errorf("length %d: err = %v, want ErrMalformed", n, err)
+		}
+	}
+	// Truncated body: an error, never a short message.
+	var buf bytes.Buffer
+	if err := WriteFrame(&buf, MsgHello, &Hello{Version: 1, Client: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	short := buf.Bytes()[:buf.Len()-2]
+	if _, _, err := ReadFrame(bytes.NewReader(short), MaxFrame); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("truncated frame: %v", err)
+	}
+}
+
+func TestFrameRoundTripAndErrorFrame(t *testing.T) {
+	var buf bytes.Buffer
+	if err := WriteFrame(&buf, MsgError, &ErrorMsg{Code: CodeBusy, Message: "full"}); err != nil {
+		t.Fatal(err)
+	}
+	var ack HelloAck
+	err := ReadFrameAs(&buf, MsgHelloAck, &ack)
+	var e *Error
+	if !errors.As(err, &e) || e.Code != CodeBusy || e.Message != "full" {
+		t.Fatalf("got %v", err)
+	}
+	buf.Reset()
+	_ = WriteFrame(&buf, MsgHello, &Hello{Version: 1})
+	if err := ReadFrameAs(&buf, MsgRun, &RunRequest{}); err == nil || !strings.Contains(err.Error(), "message type") {
+		t.Fatalf("wrong type accepted: %v", err)
+	}
+}
+
+func TestExitCodes(t *testing.T) {
+	cases := map[string]int{
+		"": 0, ErrAccessDenied: 3, ErrScript: 4, ErrTimeout: 5, ErrResourceLimit: 5,
+		ErrValidation: 2, ErrCommunication: 1, ErrInternal: 1,
+	}
+	for typ, want := range cases {
+		r := &Result{Status: StatusSuccess}
+		if typ != "" {
+			r = &Result{Status: StatusError, Error: &ResultError{ErrorType: typ}}
+		}
+		if got := ExitCode(r); got != want {
+			t.Errorf("%q: exit %d, want %d", typ, got, want)
+		}
+	}
+}
+
+func TestCodeOf(t *testing.T) {
+	if CodeOf(nil) != CodeOK || CodeOf(errors.New("x")) != CodeInternal {
+		t.Fatal("CodeOf basics")
+	}
+	wrapped := errors.Join(errors.New("ctx"), &Error{Code: CodeDenied, Message: "no"})
+	if CodeOf(wrapped) != CodeDenied {
+		t.Fatal("CodeOf does not see through wrapping")
+	}
+	if !errors.Is(wrapped, &Error{Code: CodeDenied}) {
+		t.Fatal("errors.Is by code")
+	}
+}

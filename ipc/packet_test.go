@@ -1,0 +1,146 @@
+package ipc
+
+import (
+	"errors"
+	"os"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+func pair(t *testing.T, brokerFDs, workerFDs int) (b, w *PacketConn, rawW, rawB int) {
+	t.Helper()
+	bf, wf, err := SocketPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rawB, _ = unix.Dup(int(bf.Fd()))
+	rawW, _ = unix.Dup(int(wf.Fd()))
+	t.Cleanup(func() { unix.Close(rawB); unix.Close(rawW) })
+	if b, err = NewPacketConn(bf, brokerFDs); err != nil {
+		t.Fatal(err)
+	}
+	if w, err = NewPacketConn(wf, workerFDs); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close(); w.Close() })
+	return b, w, rawW, rawB
+}
+
+func countFDs(t *testing.T) int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+func TestPacketFDPassingBrokerToWorker(t *testing.T) {
+	b, w, _, _ := pair(t, 0, MaxFDs)
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := b.Send([]byte{0xc0}, f); err != nil {
+		t.Fatal(err)
+	}
+	pkt, files, err := w.Recv()
+	if err != nil || len(pkt) != 1 || len(files) != 1 {
+		t.Fatalf("recv: %v %d %d", err, len(pkt), len(files))
+	}
+	flags, _ := unix.FcntlInt(files[0].Fd(), unix.F_GETFD, 0)
+	if flags&unix.FD_CLOEXEC == 0 {
+		t.Fatal("received descriptor is not close-on-exec")
+	}
+	files[0].Close()
+}
+
+// P06: descriptors sent to the broker are all closed and refused, even
+// 253 at a time and when they overflow the control buffer.
+func TestPacketFDsToBrokerAreClosed(t *testing.T) {
+	b, _, rawW, _ := pair(t, 0, MaxFDs)
+	base := countFDs(t)
+	for round := 0; round < 50; round++ {
+		fds := make([]int, 253)
+		for i := range fds {
+			fds[i], _ = unix.Dup(0)
+		}
+		if err := unix.Sendmsg(rawW, []byte{0xc0}, unix.UnixRights(fds...), nil, 0); err != nil {
+			t.Fatal(err)
+		}
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		_, files, err := b.Recv()
+		if err == nil || len(files) != 0 {
+			t.Fatalf("broker accepted descriptors: %v", err)
+		}
+		if !errors.Is(err, ErrTruncated) && !errors.Is(err, ErrFDsFromWorker) {
+			t.Fatalf("unexpected error %v", err)
+		}
+	}
+	if got := countFDs(t); got > base+2 {
+		t.Fatalf("fd leak: %d open before, %d after", base, got)
+	}
+	// One descriptor alone is refused as well.
+	fd, _ := unix.Dup(0)
+	_ = unix.Sendmsg(rawW, []byte{0xc0}, unix.UnixRights(fd), nil, 0)
+	unix.Close(fd)
+	if _, _, err := b.Recv(); !errors.Is(err, ErrFDsFromWorker) {
+		t.Fatalf("single fd: %v", err)
+	}
+}
+
+func TestPacketOversizeIsTruncationError(t *testing.T) {
+	b, _, rawW, _ := pair(t, 0, MaxFDs)
+	big := make([]byte, MaxPacket+100)
+	if err := unix.Sendmsg(rawW, big, nil, nil, 0); err != nil {
+		t.Skipf("kernel refused a %d-byte packet: %v", len(big), err)
+	}
+	if _, _, err := b.Recv(); !errors.Is(err, ErrTruncated) {
+		t.Fatalf("oversize packet: %v", err)
+	}
+	if err := b.Send(big, nil); CodeOf(err) != CodeLimit {
+		t.Fatalf("Send of oversize: %v", err)
+	}
+}
+
+func TestClientCall(t *testing.T) {
+	b, w, _, _ := pair(t, 0, MaxFDs)
+	c := NewClient(w)
+	go func() {
+		for i := 0; i < 2; i++ {
+			pkt, _, err := b.Recv()
+			if err != nil {
+				return
+			}
+			var req Request
+			if Unmarshal(pkt, &req) != nil {
+				return
+			}
+			var resp Response
+			if i == 0 {
+				body, _ := Marshal(&ExistsResp{Exists: true})
+				resp = Response{ID: req.ID, Body: body}
+			} else {
+				resp = Response{ID: req.ID, Code: CodeDenied, Message: "Permission denied: x", Denial: &Denial{Action: "a", Resource: "r"}}
+			}
+			out, _ := Marshal(&resp)
+			_ = b.Send(out, nil)
+		}
+	}()
+	var er ExistsResp
+	if _, err := c.Call(OpExists, &PathReq{Path: "/x"}, &er); err != nil || !er.Exists {
+		t.Fatalf("call: %v %+v", err, er)
+	}
+	_, err := c.Call(OpExists, &PathReq{Path: "/y"}, &er)
+	var e *Error
+	if !errors.As(err, &e) || e.Code != CodeDenied || e.Denial == nil || e.Denial.Action != "a" {
+		t.Fatalf("denial not carried: %v", err)
+	}
+	big := &WriteReq{Path: "/x", Data: make([]byte, MaxPacket)}
+	if _, err := c.Call(OpWrite, big, nil); CodeOf(err) != CodeLimit {
+		t.Fatalf("oversize call: %v", err)
+	}
+}
