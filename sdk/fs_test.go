@@ -35,9 +35,9 @@ func TestFSCatInline(t *testing.T) {
 
 func TestNumberLines(t *testing.T) {
 	for in, want := range map[string]string{
-		"":      "",
-		"x":     "     1\tx",
-		"x\n":   "     1\tx\n",
+		"":       "",
+		"x":      "     1\tx",
+		"x\n":    "     1\tx\n",
 		"x\n\ny": "     1\tx\n     2\t\n     3\ty",
 	} {
 		if got := numberLines(in); got != want {
