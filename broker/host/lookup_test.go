@@ -1,0 +1,376 @@
+package host
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestLookupKinds(t *testing.T) {
+	f := newFS(t)
+	d := tempDir(t)
+	mustMkdir(t, d+"/dir")
+	mustWrite(t, d+"/dir/file", "hello")
+	mustSymlink(t, "dir", d+"/linkdir")
+	mustSymlink(t, "dir/file", d+"/linkfile")
+
+	cases := []struct {
+		path string
+		kind Kind
+		err  unix.Errno
+	}{
+		{d + "/dir", KindDir, 0},
+		{d + "/dir/file", KindFile, 0},
+		{d + "/linkfile", KindSymlink, 0}, // leaf symlink is the symlink itself
+		{d + "/linkdir", KindSymlink, 0},
+		{d + "/linkdir/file", "", unix.ELOOP}, // intermediate symlink is refused
+		{d + "/missing", "", unix.ENOENT},
+		{d + "/dir/file/x", "", unix.ENOTDIR},
+		{"/", KindDir, 0},
+		{d + "/dir/../dir", "", unix.EINVAL},
+		{d + "//dir", "", unix.EINVAL},
+		{d + "/dir/", "", unix.EINVAL},
+		{"relative", "", unix.EINVAL},
+	}
+	for _, c := range cases {
+		o, err := f.Lookup(c.path, false)
+		if c.err != 0 {
+			wantErrno(t, err, c.err)
+			var pe *os.PathError
+			if !errors.As(err, &pe) || pe.Path != c.path {
+				t.Errorf("%s: error %v does not name the path", c.path, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", c.path, err)
+		}
+		if o.Info().Kind != c.kind {
+			t.Errorf("%s: kind %s, want %s", c.path, o.Info().Kind, c.kind)
+		}
+		dev, ino := inode(t, c.path)
+		if o.Info().Dev != dev || o.Info().Ino != ino {
+			t.Errorf("%s: found another inode", c.path)
+		}
+		o.Close()
+	}
+	o, err := f.Lookup(d+"/linkfile", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	if tgt, err := o.Readlink(); err != nil || tgt != "dir/file" {
+		t.Errorf("Readlink = %q, %v", tgt, err)
+	}
+	if _, err := o.OpenRead(); !errors.Is(err, unix.ELOOP) {
+		t.Errorf("OpenRead of a symlink: %v, want ELOOP", err)
+	}
+}
+
+func TestLookupFollow(t *testing.T) {
+	f := newFS(t)
+	d := tempDir(t)
+	mustMkdir(t, d+"/a/b")
+	mustWrite(t, d+"/a/b/file", "x")
+	mustSymlink(t, "b", d+"/a/lb")
+	mustSymlink(t, "../a/lb/file", d+"/a/rel")
+	mustSymlink(t, d+"/a/lb", d+"/abs")
+	mustSymlink(t, "loop2", d+"/loop1")
+	mustSymlink(t, "loop1", d+"/loop2")
+	mustSymlink(t, "nowhere", d+"/dangling")
+	mustSymlink(t, "b/file/x", d+"/a/notdir")
+
+	for path, want := range map[string]string{
+		d + "/a/lb/file": d + "/a/b/file",
+		d + "/a/rel":     d + "/a/b/file",
+		d + "/abs/file":  d + "/a/b/file",
+		d + "/abs":       d + "/a/b",
+		d + "/a/b/file":  d + "/a/b/file",
+	} {
+		o, err := f.Lookup(path, true)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		if o.Path() != want {
+			t.Errorf("%s resolved to %s, want %s", path, o.Path(), want)
+		}
+		if dev, ino := inode(t, want); o.Info().Dev != dev || o.Info().Ino != ino {
+			t.Errorf("%s: wrong inode", path)
+		}
+		o.Close()
+	}
+	_, err := f.Lookup(d+"/loop1", true)
+	wantErrno(t, err, unix.ELOOP)
+	if w := WireError(err); !strings.Contains(w.Message, "too many levels") {
+		t.Errorf("loop message %q", w.Message)
+	}
+	_, err = f.Lookup(d+"/dangling", true)
+	wantErrno(t, err, unix.ENOENT)
+	_, err = f.Lookup(d+"/a/notdir", true)
+	wantErrno(t, err, unix.ENOTDIR)
+}
+
+// Magic links are never resolved, followed or not, and /proc symlinks are
+// not followed in the broker's context at all.
+func TestFollowRefusesMagicLinks(t *testing.T) {
+	f := newFS(t)
+	d := tempDir(t)
+	file, err := os.Open(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	mustSymlink(t, "/proc/self/root", d+"/toroot")
+	mustSymlink(t, fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), file.Fd()), d+"/tofd")
+	for _, p := range []string{
+		"/proc/self/root",
+		"/proc/self/root/etc/passwd",
+		fmt.Sprintf("/proc/self/fd/%d", file.Fd()),
+		fmt.Sprintf("/proc/%d/root/etc/passwd", os.Getpid()),
+		fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), file.Fd()),
+		d + "/toroot/etc/passwd",
+		d + "/tofd",
+	} {
+		o, err := f.Lookup(p, true)
+		if err == nil {
+			o.Close()
+			t.Errorf("%s: followed", p)
+			continue
+		}
+		wantErrno(t, err, unix.ELOOP)
+	}
+	// Not following: the leaf magic link is returned as a symlink object,
+	// and nothing beyond it resolves.
+	o, err := f.Lookup(fmt.Sprintf("/proc/%d/root", os.Getpid()), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Info().Kind != KindSymlink {
+		t.Errorf("kind %s", o.Info().Kind)
+	}
+	o.Close()
+	_, err = f.Lookup(fmt.Sprintf("/proc/%d/root/etc", os.Getpid()), false)
+	wantErrno(t, err, unix.ELOOP)
+}
+
+// A path whose follow would climb out of the grant through a renamed
+// directory: symlinks' ".." are applied to the resolved text, so an
+// exchange of a/c with an outside directory can never lead to the
+// sentinel beside a.
+func TestRenameExchangeRace(t *testing.T) {
+	f := newFS(t)
+	d := tempDir(t)
+	mustMkdir(t, d+"/a/c")
+	mustMkdir(t, d+"/b")
+	mustWrite(t, d+"/a/c/f", "inside")
+	mustWrite(t, d+"/b/f", "swapped")
+	mustWrite(t, d+"/secret", "secret")
+	mustSymlink(t, "..", d+"/a/c/up")
+	mustSymlink(t, "..", d+"/b/up")
+	_, secretIno := inode(t, d+"/secret")
+
+	stop := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+			if err := unix.Renameat2(unix.AT_FDCWD, d+"/a/c", unix.AT_FDCWD, d+"/b", unix.RENAME_EXCHANGE); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	paths := []string{d + "/a/c/up/secret", d + "/a/c/f", d + "/a/c/up/c/up/secret", d + "/a/c/up/c/f"}
+	opened := 0
+	for i := range 20000 {
+		p := paths[i%len(paths)]
+		o, err := f.Lookup(p, i%2 == 0 || strings.Contains(p, "up"))
+		if err != nil {
+			continue
+		}
+		opened++
+		if o.Info().Ino == secretIno || !strings.HasPrefix(o.Path(), d+"/a/") {
+			t.Fatalf("escaped: %s opened %s (ino %d)", p, o.Path(), o.Info().Ino)
+		}
+		o.Close()
+	}
+	close(stop)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if opened == 0 {
+		t.Fatal("no lookup succeeded; the race exercised nothing")
+	}
+}
+
+func TestMountAnchor(t *testing.T) {
+	requireRoot(t)
+	d := tempDir(t)
+	mustMkdir(t, d+"/m")
+	mountTmpfs(t, d+"/m", "size=1m")
+	mustMkdir(t, d+"/m/sub")
+	mustWrite(t, d+"/m/sub/f", "on tmpfs")
+	f := newFS(t)
+
+	o, err := f.Lookup(d+"/m/sub/f", false)
+	if err != nil {
+		t.Fatalf("lookup across a known mount: %v", err)
+	}
+	data, err := o.ReadAll(100)
+	o.Close()
+	if err != nil || string(data) != "on tmpfs" {
+		t.Fatalf("ReadAll = %q, %v", data, err)
+	}
+	root, err := f.Lookup(d+"/m", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	ents, err := root.ReadDir()
+	if err != nil || len(ents) != 1 || ents[0].Name != "sub" {
+		t.Fatalf("ReadDir of mount root = %v, %v", ents, err)
+	}
+	// A mount that appears after New is picked up through the watch.
+	mustMkdir(t, d+"/m2")
+	mountTmpfs(t, d+"/m2", "size=1m")
+	mustWrite(t, d+"/m2/g", "late")
+	o, err = f.Lookup(d+"/m2/g", false)
+	if err != nil {
+		t.Fatalf("lookup under a new mount: %v", err)
+	}
+	o.Close()
+}
+
+// A mount swapped in after the table was read is not walked through:
+// the anchor check sees another mount ID and the walk from the parent
+// mount stops at the mount point with EXDEV.
+func TestMountSwapRefused(t *testing.T) {
+	requireRoot(t)
+	d := tempDir(t)
+	mustMkdir(t, d+"/m")
+	mountTmpfs(t, d+"/m", "size=1m")
+	mustWrite(t, d+"/m/f", "first")
+	f := newFS(t)
+	f.frozen = true
+	mountTmpfs(t, d+"/m", "size=1m") // over-mount: the stale table still names the first
+	mustWrite(t, d+"/m/f", "second")
+	_, err := f.Lookup(d+"/m/f", false)
+	wantErrno(t, err, unix.EXDEV)
+	if Code(err).String() != "xdev" {
+		t.Errorf("code %v", Code(err))
+	}
+	f.frozen = false
+	o, err := f.Lookup(d+"/m/f", false)
+	if err != nil {
+		t.Fatalf("after refresh: %v", err)
+	}
+	defer o.Close()
+	if data, _ := o.ReadAll(10); string(data) != "second" {
+		t.Errorf("read %q", data)
+	}
+}
+
+// While a host actor keeps mounting and unmounting over the mount point,
+// every successful lookup is one of the two files really mounted there.
+func TestMountSwapRace(t *testing.T) {
+	requireRoot(t)
+	d := tempDir(t)
+	mustMkdir(t, d+"/m")
+	mustMkdir(t, d+"/other")
+	mountTmpfs(t, d+"/m", "size=1m")
+	mustWrite(t, d+"/m/f", "first")
+	mountTmpfs(t, d+"/other", "size=1m")
+	mustWrite(t, d+"/other/f", "second")
+	d1, i1 := inode(t, d+"/m/f")
+	d2, i2 := inode(t, d+"/other/f")
+	f := newFS(t)
+
+	stop := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+			if err := unix.Mount(d+"/other", d+"/m", "", unix.MS_BIND, ""); err != nil {
+				done <- err
+				return
+			}
+			if err := unix.Unmount(d+"/m", unix.MNT_DETACH); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	ok := 0
+	for range 3000 {
+		o, err := f.Lookup(d+"/m/f", false)
+		if err != nil {
+			if !errors.Is(err, unix.EXDEV) && !errors.Is(err, unix.ENOENT) {
+				t.Fatalf("unexpected error %v", err)
+			}
+			continue
+		}
+		in := o.Info()
+		o.Close()
+		if !(in.Dev == d1 && in.Ino == i1) && !(in.Dev == d2 && in.Ino == i2) {
+			t.Fatalf("found an object that was never at the path: dev %d ino %d", in.Dev, in.Ino)
+		}
+		ok++
+	}
+	close(stop)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if ok == 0 {
+		t.Fatal("no lookup succeeded")
+	}
+}
+
+func TestLookupParent(t *testing.T) {
+	f := newFS(t)
+	d := tempDir(t)
+	mustWrite(t, d+"/file", "x")
+	p, name, err := f.LookupParent(d + "/new")
+	if err != nil || name != "new" || p.Path() != d {
+		t.Fatalf("LookupParent = %v %q %v", p, name, err)
+	}
+	p.Close()
+	_, _, err = f.LookupParent(d + "/file/x")
+	wantErrno(t, err, unix.ENOTDIR)
+	_, _, err = f.LookupParent("/")
+	wantErrno(t, err, unix.EINVAL)
+	p, name, err = f.LookupParent("/etc")
+	if err != nil || name != "etc" || p.Path() != "/" {
+		t.Fatalf("LookupParent(/etc) = %v %q %v", p, name, err)
+	}
+	p.Close()
+}
+
+func TestCloseIsFinal(t *testing.T) {
+	f := newFS(t)
+	d := tempDir(t)
+	mustWrite(t, filepath.Join(d, "f"), "x")
+	o, err := f.Lookup(d+"/f", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Close()
+	o.Close()
+	if _, err := o.OpenRead(); !errors.Is(err, os.ErrClosed) {
+		t.Errorf("OpenRead after Close: %v", err)
+	}
+}
