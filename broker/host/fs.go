@@ -318,9 +318,13 @@ func (f *FS) LookupParent(path string) (*Object, string, error) {
 	if err != nil {
 		return nil, "", pathErr("lookup", path, unwrapPath(err))
 	}
-	if d.info.Kind != KindDir {
+	if k := d.info.Kind; k != KindDir {
 		d.Close()
-		return nil, "", pathErr("lookup", path, unix.ENOTDIR)
+		errno := unix.ENOTDIR
+		if k == KindSymlink {
+			errno = unix.ELOOP
+		}
+		return nil, "", pathErr("lookup", path, errno)
 	}
 	return d, name, nil
 }
