@@ -38,6 +38,11 @@ func ToJSON(obj object.Object) (json.RawMessage, error) {
 	if err := writeJSON(&b, obj, 0); err != nil {
 		return nil, err
 	}
+	// writeJSON checks the size before each value; one big last value is
+	// caught here.
+	if b.Len() > MaxOutput {
+		return nil, tooBig()
+	}
 	return json.RawMessage(b.Bytes()), nil
 }
 
@@ -46,7 +51,7 @@ func writeJSON(b *bytes.Buffer, obj object.Object, depth int) error {
 		return ipc.Errorf(ipc.CodeInvalid, "value is nested deeper than %d levels (does it contain itself?)", maxJSONDepth)
 	}
 	if b.Len() > MaxOutput {
-		return ipc.Errorf(ipc.CodeLimit, "value is larger than %d bytes as JSON", MaxOutput)
+		return tooBig()
 	}
 	switch v := obj.(type) {
 	case nil:
@@ -200,4 +205,8 @@ func fromJSON(v any) object.Object {
 	default:
 		return object.NewString(fmt.Sprint(v))
 	}
+}
+
+func tooBig() *ipc.Error {
+	return ipc.Errorf(ipc.CodeLimit, "value is larger than %d bytes as JSON", MaxOutput)
 }
