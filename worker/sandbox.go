@@ -1,0 +1,382 @@
+package worker
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"syscall"
+	"unsafe"
+
+	"github.com/rex-sh/rex/ipc"
+	"github.com/rex-sh/rex/seccomp"
+	"golang.org/x/sys/unix"
+)
+
+// Exit codes of rex-worker when the sandbox cannot be set up. The broker
+// maps any of them to an internal error; they tell an operator which layer
+// failed. A script's own failure is reported in the WorkerResult, exit 0.
+const (
+	ExitUsage    = 70 // not started the way the broker starts it (argv, env, pid 1)
+	ExitRoot     = 71 // making the empty root (mounts, pivot_root)
+	ExitLimits   = 72 // hostname, rlimits, the inherited descriptors
+	ExitPrivs    = 73 // capabilities, securebits, no_new_privs, dumpable
+	ExitLandlock = 74 // Landlock is present but could not be applied
+	ExitExec     = 75 // re-executing into stage two
+	ExitPosture  = 76 // stage two found it was not locked down
+	ExitSocket   = 77 // wrapping the broker socket
+	ExitSeccomp  = 78 // installing the seccomp filter
+	ExitStart    = 79 // reading the Start frame
+	ExitResult   = 80 // writing the WorkerResult frame
+)
+
+// Stage2Arg is argv[1] of the re-executed worker.
+const Stage2Arg = "stage2"
+
+// BrokerFD is the worker's end of the socketpair, set up by the broker.
+const BrokerFD = 3
+
+// Limits applied in stage one. They are process-wide and survive the
+// re-exec. RLIMIT_NPROC is not set: W may run several workers at once and
+// seccomp already forbids creating processes.
+const (
+	maxFiles     = 64       // RLIMIT_NOFILE: stdio, the socket, a few passed files
+	maxFileSize  = 64 << 20 // RLIMIT_FSIZE: what one run may write through a passed fd
+	maxAddrSpace = 4 << 30  // RLIMIT_AS: memory fallback where no cgroup limits the worker
+	threadStack  = 2 << 20  // RLIMIT_STACK: glibc's default thread stack, counted in RLIMIT_AS
+)
+
+// SetupError is a failed sandbox step; Exit is the process exit code.
+type SetupError struct {
+	Step string
+	Exit int
+	Err  error
+}
+
+func (e *SetupError) Error() string { return e.Step + ": " + e.Err.Error() }
+func (e *SetupError) Unwrap() error { return e.Err }
+
+func fail(exit int, step string, err error) error {
+	return &SetupError{Step: step, Exit: exit, Err: err}
+}
+
+// RunFunc runs one script; cmd/rex-worker passes Run.
+type RunFunc func(start *ipc.Start, c *ipc.Client) *ipc.WorkerResult
+
+// Main is rex-worker's main: stage one when started by the broker, stage
+// two when re-executed by stage one. It returns the exit code.
+func Main(args []string, run RunFunc) int {
+	var err error
+	switch {
+	case len(args) == 1 && os.Getenv("REX_WORKER") == "1":
+		err = Stage1() // returns only on failure
+	case len(args) == 2 && args[1] == Stage2Arg:
+		err = stage2(run)
+	default:
+		err = fail(ExitUsage, "usage", errors.New("rex-worker is started by rex-broker, not by hand"))
+	}
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintf(os.Stderr, "rex-worker: %v\n", err)
+	var se *SetupError
+	if errors.As(err, &se) {
+		return se.Exit
+	}
+	return ExitUsage
+}
+
+// Stage1 runs as pid 1 and uid 0 of the fresh namespaces the broker made,
+// before any byte of the script is read. It empties the root, sets limits,
+// drops every capability, sets no_new_privs and Landlock, and re-executes
+// the binary through an fd into stage two. It returns only on failure.
+//
+// Credentials, no_new_privs and Landlock belong to the calling thread, and
+// execveat hands that thread's state to the new image: so the whole stage
+// runs on one locked thread, never unlocked.
+func Stage1() error {
+	runtime.LockOSThread()
+	if os.Getpid() != 1 {
+		// Anything below would change the mounts of the caller's namespace.
+		return fail(ExitUsage, "stage one", errors.New("not pid 1 of a new pid namespace"))
+	}
+	if err := sameMountNSAsInit(); err != nil {
+		return fail(ExitUsage, "stage one", err)
+	}
+	if err := checkBrokerSocket(BrokerFD); err != nil {
+		return fail(ExitLimits, "broker socket", err)
+	}
+	// The binary, opened before the root is emptied, is the only file the
+	// worker can still reach: through this fd, to exec it once.
+	exe, err := unix.Open("/proc/self/exe", unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fail(ExitRoot, "open own binary", &os.PathError{Op: "open", Path: "/proc/self/exe", Err: err})
+	}
+	// Every inherited fd above the socket must not reach stage two. Marking
+	// them close-on-exec rather than closing them keeps the Go runtime's own
+	// descriptors valid until the exec.
+	if err := unix.CloseRange(BrokerFD+1, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		return fail(ExitLimits, "close_range", err)
+	}
+	if err := emptyRoot(); err != nil {
+		return fail(ExitRoot, "empty root", err)
+	}
+	if err := unix.Sethostname([]byte("rex")); err != nil {
+		return fail(ExitLimits, "sethostname", err)
+	}
+	if err := unix.Setdomainname([]byte("(none)")); err != nil {
+		return fail(ExitLimits, "setdomainname", err)
+	}
+	if err := setLimits(); err != nil {
+		return fail(ExitLimits, "rlimits", err)
+	}
+	if err := dropPrivileges(); err != nil {
+		return fail(ExitPrivs, "privileges", err)
+	}
+	if err := restrictLandlock(exe); err != nil {
+		if !errors.Is(err, errNoLandlock) {
+			return fail(ExitLandlock, "landlock", err)
+		}
+		fmt.Fprintf(os.Stderr, "rex-worker: landlock unavailable: %v\n", err)
+	}
+	return fail(ExitExec, "execveat", execFD(exe, []string{"rex-worker", Stage2Arg}, []string{"REX_WORKER=1"}))
+}
+
+// sameMountNSAsInit refuses to run in the mount namespace of the host's (or
+// container's) init: stage one must only ever pivot a namespace made for it.
+func sameMountNSAsInit() error {
+	own, err1 := os.Readlink("/proc/self/ns/mnt")
+	init, err2 := os.Readlink("/proc/1/ns/mnt")
+	if err1 != nil {
+		return fmt.Errorf("cannot check the mount namespace: %w", err1)
+	}
+	if err2 == nil && own == init {
+		return errors.New("running in init's mount namespace")
+	}
+	return nil
+}
+
+func checkBrokerSocket(fd int) error {
+	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+	if err != nil {
+		return fmt.Errorf("fd %d: %w", fd, err)
+	}
+	dom, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN)
+	if err != nil {
+		return fmt.Errorf("fd %d: %w", fd, err)
+	}
+	if typ != unix.SOCK_SEQPACKET || dom != unix.AF_UNIX {
+		return fmt.Errorf("fd %d is not a unix SOCK_SEQPACKET socket", fd)
+	}
+	return nil
+}
+
+// emptyRoot replaces the root with an empty, read-only tmpfs: the runc
+// pivot_root(".", ".") trick, which needs no directory to put the old root
+// in. Afterwards there is no /proc, /sys, /dev or host file.
+func emptyRoot() error {
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return &os.PathError{Op: "make mounts private", Path: "/", Err: err}
+	}
+	dir := ""
+	for _, d := range []string{"/tmp", "/mnt", "/var/tmp", "/run"} {
+		var st unix.Stat_t
+		if unix.Lstat(d, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			dir = d
+			break
+		}
+	}
+	if dir == "" {
+		return errors.New("no directory to mount the new root on")
+	}
+	const flags = unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
+	if err := unix.Mount("tmpfs", dir, "tmpfs", flags, "size=16k,nr_inodes=4,mode=0555"); err != nil {
+		return &os.PathError{Op: "mount tmpfs", Path: dir, Err: err}
+	}
+	if err := unix.Chdir(dir); err != nil {
+		return &os.PathError{Op: "chdir", Path: dir, Err: err}
+	}
+	if err := unix.PivotRoot(".", "."); err != nil {
+		return &os.PathError{Op: "pivot_root", Path: dir, Err: err}
+	}
+	// The old root is now stacked on "."; detach it and all below it.
+	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
+		return &os.PathError{Op: "unmount old root", Path: ".", Err: err}
+	}
+	if err := unix.Chdir("/"); err != nil {
+		return &os.PathError{Op: "chdir", Path: "/", Err: err}
+	}
+	if err := unix.Mount("", "/", "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY|flags, ""); err != nil {
+		return &os.PathError{Op: "remount read-only", Path: "/", Err: err}
+	}
+	return nil
+}
+
+func setLimits() error {
+	for _, l := range []struct {
+		name     string
+		resource int
+		max      uint64
+	}{
+		{"RLIMIT_CORE", unix.RLIMIT_CORE, 0},
+		{"RLIMIT_NOFILE", unix.RLIMIT_NOFILE, maxFiles},
+		{"RLIMIT_FSIZE", unix.RLIMIT_FSIZE, maxFileSize},
+		{"RLIMIT_STACK", unix.RLIMIT_STACK, threadStack},
+		{"RLIMIT_AS", unix.RLIMIT_AS, maxAddrSpace},
+	} {
+		var cur syscall.Rlimit
+		if err := syscall.Getrlimit(l.resource, &cur); err != nil {
+			return fmt.Errorf("%s: %w", l.name, err)
+		}
+		// Only ever lower: the broker may have set tighter limits.
+		v := min(l.max, cur.Max)
+		// syscall.Setrlimit, not unix: the Go runtime tracks RLIMIT_NOFILE.
+		if err := syscall.Setrlimit(l.resource, &syscall.Rlimit{Cur: v, Max: v}); err != nil {
+			return fmt.Errorf("%s: %w", l.name, err)
+		}
+	}
+	return nil
+}
+
+// Securebits (linux/securebits.h). Locked on, they make uid 0 inside the
+// namespace an ordinary uid for exec: the re-exec gains no capability.
+const (
+	secbitNoroot                  = 1 << 0
+	secbitNorootLocked            = 1 << 1
+	secbitNoSetuidFixup           = 1 << 2
+	secbitNoSetuidFixupLocked     = 1 << 3
+	secbitKeepCapsLocked          = 1 << 5
+	secbitNoCapAmbientRaise       = 1 << 6
+	secbitNoCapAmbientRaiseLocked = 1 << 7
+)
+
+// dropPrivileges empties every capability set of this thread, locks the
+// securebits and sets no_new_privs. Order matters: the bounding set and the
+// securebits need CAP_SETPCAP, so the capability sets go last but one.
+func dropPrivileges() error {
+	for c := 0; ; c++ {
+		if _, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(c), 0, 0, 0); err == unix.EINVAL {
+			break // past the kernel's last capability
+		}
+		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil {
+			return fmt.Errorf("drop capability %d from the bounding set: %w", c, err)
+		}
+	}
+	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
+		return fmt.Errorf("clear ambient capabilities: %w", err)
+	}
+	bits := secbitNoroot | secbitNorootLocked | secbitNoSetuidFixup | secbitNoSetuidFixupLocked |
+		secbitKeepCapsLocked | secbitNoCapAmbientRaise | secbitNoCapAmbientRaiseLocked
+	if err := unix.Prctl(unix.PR_SET_SECUREBITS, uintptr(bits), 0, 0, 0); err != nil {
+		return fmt.Errorf("securebits: %w", err)
+	}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capset(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("capset: %w", err)
+	}
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("no_new_privs: %w", err)
+	}
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return fmt.Errorf("dumpable: %w", err)
+	}
+	return nil
+}
+
+// execFD executes the file open at fd (O_PATH is enough) with argv and
+// env. It returns only on failure.
+func execFD(fd int, argv, env []string) error {
+	argvp, err := syscall.SlicePtrFromStrings(argv)
+	if err != nil {
+		return err
+	}
+	envp, err := syscall.SlicePtrFromStrings(env)
+	if err != nil {
+		return err
+	}
+	empty := [1]byte{}
+	_, _, e := unix.Syscall6(unix.SYS_EXECVEAT, uintptr(fd), uintptr(unsafe.Pointer(&empty[0])),
+		uintptr(unsafe.Pointer(&argvp[0])), uintptr(unsafe.Pointer(&envp[0])), unix.AT_EMPTY_PATH, 0)
+	return e
+}
+
+// stage2 runs in the re-executed image, still before any script byte is
+// read. It checks that stage one left it locked down, wraps the broker
+// socket, installs seccomp, and only then reads the Start frame.
+func stage2(run RunFunc) error {
+	runtime.LockOSThread()
+	c, err := Lockdown()
+	if err != nil {
+		return err
+	}
+	var start ipc.Start
+	if err := ipc.ReadFrameAs(os.Stdin, ipc.MsgStart, &start); err != nil {
+		return fail(ExitStart, "read start frame", err)
+	}
+	res := run(&start, c)
+	if err := ipc.WriteFrame(os.Stdout, ipc.MsgWorkerResult, res); err != nil {
+		return fail(ExitResult, "write result frame", err)
+	}
+	return nil
+}
+
+// Lockdown is stage two's setup: it verifies the posture stage one left
+// (pid 1, no_new_privs, no capability, no stray descriptor), returns the
+// client on the broker socket and installs the seccomp filter on every
+// thread. It must run before anything reads the Start frame.
+func Lockdown() (*ipc.Client, error) {
+	// exec resets dumpable; the parent-death signal is re-armed in case the
+	// credential change of the exec cleared it.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return nil, fail(ExitPrivs, "dumpable", err)
+	}
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
+		return nil, fail(ExitPrivs, "pdeathsig", err)
+	}
+	if err := checkPosture(); err != nil {
+		return nil, fail(ExitPosture, "posture", err)
+	}
+	if err := checkBrokerSocket(BrokerFD); err != nil {
+		return nil, fail(ExitSocket, "broker socket", err)
+	}
+	pc, err := ipc.NewPacketConn(os.NewFile(BrokerFD, "broker"), ipc.MaxFDs)
+	if err != nil {
+		return nil, fail(ExitSocket, "broker socket", err)
+	}
+	if err := seccomp.Install(); err != nil {
+		return nil, fail(ExitSeccomp, "seccomp", err)
+	}
+	return ipc.NewClient(pc), nil
+}
+
+func checkPosture() error {
+	if os.Getpid() != 1 {
+		return errors.New("not pid 1 of the worker's pid namespace")
+	}
+	if v, err := unix.PrctlRetInt(unix.PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0); err != nil || v != 1 {
+		return fmt.Errorf("no_new_privs is not set (%d, %v)", v, err)
+	}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("capget: %w", err)
+	}
+	if data != [2]unix.CapUserData{} {
+		return fmt.Errorf("capabilities left: %+v", data)
+	}
+	if v, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, 0, 0, 0, 0); err != nil || v != 0 {
+		return fmt.Errorf("bounding set not empty (%d, %v)", v, err)
+	}
+	for fd := BrokerFD + 1; fd < maxFiles; fd++ {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != unix.EBADF {
+			return fmt.Errorf("unexpected open descriptor %d", fd)
+		}
+	}
+	for fd := 0; fd < BrokerFD; fd++ {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
+			return fmt.Errorf("stdio descriptor %d: %w", fd, err)
+		}
+	}
+	return nil
+}

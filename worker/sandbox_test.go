@@ -1,0 +1,382 @@
+package worker
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rex-sh/rex/internal/testutil"
+	"github.com/rex-sh/rex/ipc"
+	"golang.org/x/sys/unix"
+)
+
+// StaticBuildFlags are the flags that link rex-worker statically (after
+// stage one there is no dynamic loader). The Makefile must use the same.
+var staticBuildArgs = []string{"-tags", "netgo,osusergo", "-ldflags", `-linkmode external -extldflags "-static"`}
+
+var (
+	evilOnce sync.Once
+	evilBin  string
+	evilErr  error
+)
+
+// evilWorker builds rex-worker with the rexevil tag (the sandbox bring-up of
+// the release binary, with a probe runner instead of Risor) once per test
+// process, in a directory any uid can traverse: the worker runs as W.
+func evilWorker(t *testing.T) string {
+	t.Helper()
+	evilOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "rex-worker-test-")
+		if err != nil {
+			evilErr = err
+			return
+		}
+		if err := os.Chmod(dir, 0o755); err != nil {
+			evilErr = err
+			return
+		}
+		evilBin = filepath.Join(dir, "rex-worker")
+		args := append([]string{"build", "-o", evilBin}, staticBuildArgs...)
+		args[len(args)-3] = "rexevil,netgo,osusergo"
+		args = append(args, "./cmd/rex-worker")
+		cmd := exec.Command("go", args...)
+		cmd.Dir = testutil.RepoRoot(t)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			evilErr = fmt.Errorf("%v: %s", err, out)
+		}
+	})
+	if evilErr != nil {
+		t.Fatalf("build rex-worker: %v", evilErr)
+	}
+	return evilBin
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if evilBin != "" {
+		os.RemoveAll(filepath.Dir(evilBin))
+	}
+	os.Exit(code)
+}
+
+// workerUID is W: an unused uid when the test is root (as a root broker
+// would pick), else the caller's own uid (standalone mode).
+func workerUID(t *testing.T) int {
+	if os.Geteuid() == 0 {
+		return 61234
+	}
+	testutil.RequireUserns(t)
+	return os.Getuid()
+}
+
+type workerProc struct {
+	cmd    *exec.Cmd
+	stdin  *os.File
+	stdout *bufio.Reader
+	stderr *bufio.Reader
+	broker *os.File
+	uid    int
+}
+
+// startWorker starts the evil rex-worker exactly as the broker does
+// (DESIGN §5, the spawn contract) and sends it script as the Start frame.
+func startWorker(t *testing.T, script string) *workerProc {
+	t.Helper()
+	bin := evilWorker(t)
+	uid := workerUID(t)
+	brokerEnd, workerEnd, err := ipc.SocketPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := &exec.Cmd{Path: bin, Args: []string{"rex-worker"}, Env: []string{"REX_WORKER=1"}}
+	cmd.ExtraFiles = []*os.File{workerEnd}
+	inR, inW, _ := os.Pipe()
+	outR, outW, _ := os.Pipe()
+	errR, errW, _ := os.Pipe()
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errW
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags: syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS | syscall.CLONE_NEWPID |
+			syscall.CLONE_NEWNET | syscall.CLONE_NEWIPC | syscall.CLONE_NEWUTS | syscall.CLONE_NEWCGROUP,
+		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: uid, Size: 1}},
+		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: uid, Size: 1}},
+		Credential:  &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true},
+		Setsid:      true,
+		Pdeathsig:   syscall.SIGKILL,
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start worker: %v", err)
+	}
+	for _, f := range []*os.File{workerEnd, inR, outW, errW} {
+		f.Close()
+	}
+	w := &workerProc{cmd: cmd, stdin: inW, stdout: bufio.NewReader(outR), stderr: bufio.NewReader(errR), broker: brokerEnd, uid: uid}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		inW.Close()
+		outR.Close()
+		errR.Close()
+		brokerEnd.Close()
+	})
+	if err := ipc.WriteFrame(inW, ipc.MsgStart, &ipc.Start{Version: ipc.Version, RunID: "test", Script: []byte(script)}); err != nil {
+		t.Fatalf("write start: %v", err)
+	}
+	return w
+}
+
+// waitPaused reads stderr until the evil worker says it paused, and returns
+// the lines before.
+func (w *workerProc) waitPaused(t *testing.T) []string {
+	t.Helper()
+	type res struct {
+		lines []string
+		err   error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		var lines []string
+		for {
+			l, err := w.stderr.ReadString('\n')
+			if err != nil {
+				ch <- res{lines, err}
+				return
+			}
+			if l == "rex-worker: paused\n" {
+				ch <- res{lines, nil}
+				return
+			}
+			lines = append(lines, strings.TrimSpace(l))
+		}
+	}()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			w.cmd.Wait()
+			t.Fatalf("worker did not pause (%v): exit %v; stderr: %q", r.err, w.cmd.ProcessState, r.lines)
+		}
+		return r.lines
+	case <-time.After(20 * time.Second):
+		t.Fatal("worker did not pause within 20s")
+	}
+	return nil
+}
+
+// finish closes stdin, reads the result and the exit status.
+func (w *workerProc) finish(t *testing.T) (*ipc.WorkerResult, syscall.WaitStatus) {
+	t.Helper()
+	w.stdin.Close()
+	var res ipc.WorkerResult
+	rerr := ipc.ReadFrameAs(w.stdout, ipc.MsgWorkerResult, &res)
+	w.cmd.Wait()
+	ws := w.cmd.ProcessState.Sys().(syscall.WaitStatus)
+	if rerr != nil {
+		return nil, ws
+	}
+	return &res, ws
+}
+
+type report struct {
+	Hostname   string   `json:"hostname"`
+	Domainname string   `json:"domainname"`
+	UID        int      `json:"uid"`
+	Cwd        string   `json:"cwd"`
+	OpenErrno  int      `json:"open_errno"`
+	SockErrno  int      `json:"socket_errno"`
+	OpenFDs    []int    `json:"open_fds"`
+	Env        []string `json:"env"`
+	Raw        int      `json:"raw_errno"`
+}
+
+// TestWorkerPosture is convention 11: the sandbox is checked from outside,
+// as the broker sees it, on a real worker.
+func TestWorkerPosture(t *testing.T) {
+	w := startWorker(t, "pause")
+	diag := w.waitPaused(t)
+	pid := w.cmd.Process.Pid
+
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
+	if err != nil || len(tasks) == 0 {
+		t.Fatalf("no tasks: %v", err)
+	}
+	wantUID := fmt.Sprintf("\t%d\t%d\t%d\t%d\n", w.uid, w.uid, w.uid, w.uid)
+	for _, p := range tasks {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := string(b)
+		for _, want := range []string{
+			"\nSeccomp:\t2\n", "\nNoNewPrivs:\t1\n",
+			"\nCapInh:\t0000000000000000\n", "\nCapPrm:\t0000000000000000\n",
+			"\nCapEff:\t0000000000000000\n", "\nCapBnd:\t0000000000000000\n",
+			"\nCapAmb:\t0000000000000000\n",
+			"\nUid:" + wantUID, "\nGid:" + wantUID,
+		} {
+			if !strings.Contains(st, want) {
+				t.Errorf("%s lacks %q", p, strings.TrimSpace(want))
+			}
+		}
+	}
+
+	for _, ns := range []string{"user", "mnt", "pid", "net", "ipc", "uts", "cgroup"} {
+		own, err1 := os.Readlink("/proc/self/ns/" + ns)
+		theirs, err2 := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", pid, ns))
+		if err1 != nil || err2 != nil {
+			t.Fatalf("ns %s: %v %v", ns, err1, err2)
+		}
+		if own == theirs {
+			t.Errorf("worker shares the %s namespace (%s)", ns, own)
+		}
+	}
+
+	fdDir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, err := os.ReadDir(fdDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sockets := 0
+	for _, e := range ents {
+		target, err := os.Readlink(filepath.Join(fdDir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case e.Name() == "0" || e.Name() == "1" || e.Name() == "2":
+			if !strings.HasPrefix(target, "pipe:") {
+				t.Errorf("fd %s is %s, want a pipe", e.Name(), target)
+			}
+		case strings.HasPrefix(target, "socket:"):
+			sockets++
+		case target == "anon_inode:[eventpoll]" || target == "anon_inode:[eventfd]":
+			// Go's network poller, created for the broker socket.
+		default:
+			t.Errorf("unexpected fd %s -> %s", e.Name(), target)
+		}
+	}
+	if sockets != 1 {
+		t.Errorf("%d sockets open, want exactly the broker's", sockets)
+	}
+
+	// The worker's root is the empty tmpfs.
+	root, err := os.ReadDir(fmt.Sprintf("/proc/%d/root", pid))
+	if err != nil {
+		t.Fatalf("read worker root: %v", err)
+	}
+	if len(root) != 0 {
+		t.Errorf("worker root not empty: %v", root)
+	}
+
+	limits, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"Max core file size        0                    0",
+		fmt.Sprintf("Max open files            %-20d %-20d", maxFiles, maxFiles),
+		fmt.Sprintf("Max file size             %-20d %-20d", maxFileSize, maxFileSize),
+		fmt.Sprintf("Max address space         %-20d %-20d", maxAddrSpace, maxAddrSpace),
+	} {
+		if !strings.Contains(string(limits), want) {
+			t.Errorf("limits lack %q:\n%s", want, limits)
+		}
+	}
+
+	res, ws := w.finish(t)
+	if ws.ExitStatus() != 0 || res == nil {
+		t.Fatalf("worker exit %v, result %v", w.cmd.ProcessState, res)
+	}
+	var r report
+	if err := json.Unmarshal([]byte(res.Stdout), &r); err != nil {
+		t.Fatalf("report %q: %v", res.Stdout, err)
+	}
+	if r.Hostname != "rex" || r.Domainname != "(none)" || r.UID != 0 || r.Cwd != "/" {
+		t.Errorf("inside view: %+v", r)
+	}
+	if r.OpenErrno != int(unix.EACCES) || r.SockErrno != int(unix.EPERM) {
+		t.Errorf("open errno %d, socket errno %d; want EACCES, EPERM", r.OpenErrno, r.SockErrno)
+	}
+	if len(r.Env) != 1 || r.Env[0] != "REX_WORKER=1" {
+		t.Errorf("environment %q", r.Env)
+	}
+	landlock := true
+	if _, err := LandlockABI(); err != nil {
+		landlock = false
+	}
+	for _, l := range diag {
+		if strings.Contains(l, "landlock unavailable") && landlock {
+			t.Errorf("worker says %q on a kernel with Landlock", l)
+		}
+	}
+}
+
+// TestWorkerRawSyscalls runs raw syscalls inside the real sandbox, one
+// worker each, as the SECURITY-TESTS evil-worker harness does.
+func TestWorkerRawSyscalls(t *testing.T) {
+	cases := []struct {
+		name   string
+		script string
+		kill   bool
+		errno  unix.Errno
+	}{
+		{"mount", fmt.Sprintf("raw %d", unix.SYS_MOUNT), true, 0},
+		{"execve", fmt.Sprintf("raw %d", unix.SYS_EXECVE), true, 0},
+		{"unshare", fmt.Sprintf("raw %d %d", unix.SYS_UNSHARE, unix.CLONE_NEWUSER), true, 0},
+		{"ptrace", fmt.Sprintf("raw %d %d 1", unix.SYS_PTRACE, unix.PTRACE_ATTACH), true, 0},
+		{"io_uring_setup", fmt.Sprintf("raw %d 1", unix.SYS_IO_URING_SETUP), true, 0},
+		{"clone3", fmt.Sprintf("raw %d 0 88", unix.SYS_CLONE3), false, unix.ENOSYS},
+		{"openat", fmt.Sprintf("raw %d 0 0", unix.SYS_OPENAT), false, unix.EACCES},
+		{"getpid", fmt.Sprintf("raw %d", unix.SYS_GETPID), false, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			w := startWorker(t, c.script)
+			res, ws := w.finish(t)
+			if c.kill {
+				if !ws.Signaled() || ws.Signal() != syscall.SIGSYS {
+					t.Fatalf("exit %v, want death by SIGSYS", w.cmd.ProcessState)
+				}
+				return
+			}
+			if ws.ExitStatus() != 0 || res == nil {
+				t.Fatalf("exit %v, result %v", w.cmd.ProcessState, res)
+			}
+			var r report
+			if err := json.Unmarshal([]byte(res.Stdout), &r); err != nil {
+				t.Fatal(err)
+			}
+			if unix.Errno(r.Raw) != c.errno {
+				t.Fatalf("errno %d, want %d", r.Raw, int(c.errno))
+			}
+		})
+	}
+}
+
+// TestWorkerRefusesHandStart: run outside the broker's spawn, rex-worker
+// neither touches the mounts nor skips stage one.
+func TestWorkerRefusesHandStart(t *testing.T) {
+	bin := evilWorker(t)
+	for _, c := range []struct {
+		args []string
+		env  []string
+		exit int
+	}{
+		{[]string{"rex-worker"}, nil, ExitUsage},
+		{[]string{"rex-worker"}, []string{"REX_WORKER=1"}, ExitUsage}, // not pid 1
+		{[]string{"rex-worker", Stage2Arg}, nil, ExitPosture},
+	} {
+		cmd := &exec.Cmd{Path: bin, Args: c.args, Env: c.env}
+		out, _ := cmd.CombinedOutput()
+		if got := cmd.ProcessState.ExitCode(); got != c.exit {
+			t.Errorf("%q %q: exit %d, want %d; output %s", c.args, c.env, got, c.exit, out)
+		}
+	}
+}
