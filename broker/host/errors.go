@@ -37,6 +37,8 @@ func Code(err error) ipc.Code {
 		return ipc.CodeLimit
 	case errors.Is(err, ErrNotRegular):
 		return ipc.CodeUnsupported
+	case errors.Is(err, unix.ELOOP):
+		return ipc.CodeLoop // also errTooManyLinks and errMagicLink
 	}
 	var errno unix.Errno
 	if !errors.As(err, &errno) {
