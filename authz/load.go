@@ -274,8 +274,9 @@ func parseProblem(file string, err error) Problem {
 	if m == nil {
 		return p
 	}
-	p.Line, _ = strconv.Atoi(m[1])
-	p.Col, _ = strconv.Atoi(m[2])
+	// cedar-go reports some errors (invalid UTF-8) at line 0.
+	p.Line = max(1, atoi(m[1]))
+	p.Col = max(1, atoi(m[2]))
 	rest := msg[len(m[0]):]
 	switch {
 	case m[3] != "":
@@ -286,6 +287,11 @@ func parseProblem(file string, err error) Problem {
 		p.Msg = "syntax error: " + rest
 	}
 	return p
+}
+
+func atoi(s string) int {
+	n, _ := strconv.Atoi(s)
+	return n
 }
 
 func flatten(err error) []error {
