@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -359,4 +360,41 @@ func (f *FS) Remove(path string, recursive bool) error {
 	}
 	defer o.Close()
 	return o.Remove(recursive)
+}
+
+// Chmod sets the permission bits of the object itself, through its O_PATH
+// descriptor (fchmodat2 with AT_EMPTY_PATH), so no name is resolved again
+// and a symlink swapped in cannot redirect it. Symlinks have no mode of
+// their own on Linux: EOPNOTSUPP.
+func (o *Object) Chmod(mode uint32) error {
+	if err := o.begin("chmod"); err != nil {
+		return err
+	}
+	defer o.mu.RUnlock()
+	if o.info.Kind == KindSymlink {
+		return pathErr("chmod", o.path, unix.EOPNOTSUPP)
+	}
+	empty, err := unix.BytePtrFromString("")
+	if err != nil {
+		return pathErr("chmod", o.path, err)
+	}
+	_, _, errno := unix.Syscall6(unix.SYS_FCHMODAT2, uintptr(o.fd), uintptr(unsafe.Pointer(empty)),
+		uintptr(mode&07777), unix.AT_EMPTY_PATH, 0, 0)
+	if errno != 0 {
+		return pathErr("chmod", o.path, errno)
+	}
+	return nil
+}
+
+// Chown sets the owner and group of the object itself (a symlink's own),
+// through its O_PATH descriptor; -1 leaves that id unchanged.
+func (o *Object) Chown(uid, gid int) error {
+	if err := o.begin("chown"); err != nil {
+		return err
+	}
+	defer o.mu.RUnlock()
+	if err := unix.Fchownat(o.fd, "", uid, gid, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return pathErr("chown", o.path, err)
+	}
+	return nil
 }

@@ -196,3 +196,41 @@ func TestRemoveStaysOnMount(t *testing.T) {
 		t.Error("file on the inner mount removed")
 	}
 }
+
+func TestChmodChownByDescriptor(t *testing.T) {
+	f := newFS(t)
+	d := tempDir(t)
+	mustWrite(t, d+"/f", "x")
+	if err := unix.Mkfifo(d+"/fifo", 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mustSymlink(t, d+"/f", d+"/l")
+	for _, p := range []string{d + "/f", d + "/fifo"} {
+		if err := lookup(t, f, p).Chmod(0o4751); err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		var st unix.Stat_t
+		unix.Lstat(p, &st)
+		if st.Mode&07777 != 0o4751 {
+			t.Errorf("%s: mode %#o", p, st.Mode&07777)
+		}
+	}
+	l := lookup(t, f, d+"/l")
+	wantErrno(t, l.Chmod(0o777), unix.EOPNOTSUPP)
+	if os.Geteuid() != 0 {
+		return
+	}
+	// chown of a symlink changes the link, not its target.
+	if err := l.Chown(4321, 8765); err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Stat_t
+	unix.Stat(d+"/f", &st)
+	if st.Uid == 4321 {
+		t.Error("chown followed the symlink")
+	}
+	unix.Lstat(d+"/l", &st)
+	if st.Uid != 4321 || st.Gid != 8765 {
+		t.Errorf("link owner %d:%d", st.Uid, st.Gid)
+	}
+}
