@@ -184,9 +184,16 @@ func LoadFiles(files []File) (*PolicySet, error) {
 			}
 			seen[id] = at
 			if err := cs.validator.Policy(id, (*xast.Policy)(p.AST())); err != nil {
+				// The validator's errors come in map order; sorting keeps
+				// output stable from one run to the next.
 				prefix := "for policy `" + id + "`, "
+				var msgs []string
 				for _, e := range flatten(err) {
-					at.Msg = strings.TrimPrefix(e.Error(), prefix)
+					msgs = append(msgs, strings.TrimPrefix(e.Error(), prefix))
+				}
+				slices.Sort(msgs)
+				for _, m := range slices.Compact(msgs) {
+					at.Msg = m
 					probs = append(probs, at)
 				}
 				continue
