@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -59,7 +60,7 @@ func splitArgs(fn string, args []object.Object, n int, allowed ...string) ([]obj
 	}
 	o.m = m.Value()
 	for k := range o.m {
-		if !contains(allowed, k) {
+		if !slices.Contains(allowed, k) {
 			names := append([]string(nil), allowed...)
 			sort.Strings(names)
 			known := "none"
@@ -70,15 +71,6 @@ func splitArgs(fn string, args []object.Object, n int, allowed ...string) ([]obj
 		}
 	}
 	return args[:n], o, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // bool returns the boolean option key, false when absent.
