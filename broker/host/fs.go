@@ -87,11 +87,14 @@ func openat2(dirfd int, path string, flags uint64) (int, error) {
 }
 
 func openat2Mode(dirfd int, path string, flags uint64, mode uint32) (int, error) {
-	how := unix.OpenHow{Flags: flags | unix.O_CLOEXEC, Mode: uint64(mode), Resolve: resolveFlags}
+	return openHow(dirfd, path, &unix.OpenHow{Flags: flags | unix.O_CLOEXEC, Mode: uint64(mode), Resolve: resolveFlags})
+}
+
+func openHow(dirfd int, path string, how *unix.OpenHow) (int, error) {
 	var err error
 	for range 16 {
 		var fd int
-		fd, err = unix.Openat2(dirfd, path, &how)
+		fd, err = unix.Openat2(dirfd, path, how)
 		if err == nil {
 			return fd, nil
 		}
@@ -100,6 +103,11 @@ func openat2Mode(dirfd int, path string, flags uint64, mode uint32) (int, error)
 		}
 	}
 	return -1, err
+}
+
+func isDir(fd int) bool {
+	var st unix.Stat_t
+	return unix.Fstat(fd, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR
 }
 
 // errMountMoved: the mount point no longer holds the mount we read.
@@ -111,7 +119,7 @@ var errMountMoved = errors.New("mount moved")
 // or swapped since it was read.
 func (f *FS) openMountRoot(m mount) (int, error) {
 	how := unix.OpenHow{
-		Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC,
+		Flags:   unix.O_PATH | unix.O_NOFOLLOW | unix.O_CLOEXEC,
 		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
 	}
 	fd, err := unix.Openat2(f.root, m.point[1:], &how)
@@ -187,11 +195,24 @@ func (f *FS) lookupIn(t mountTable, path string) (*Object, error) {
 		defer unix.Close(anchor)
 	}
 	o := &Object{path: path, parent: -1, fd: -1}
-	if rest == "" {
-		// A mount root (or "/"): it has no parent on its own mount, and
-		// only directory operations apply, which work from the object.
+	switch {
+	case rest == "" && isDir(anchor):
+		// A directory mount root (or "/"): it has no parent on its own
+		// mount, and only directory operations apply, which work from the
+		// object itself.
 		o.fd, err = openat2(anchor, ".", unix.O_PATH|unix.O_DIRECTORY)
-	} else {
+	case rest == "":
+		// A file bind-mounted on a file (/etc/resolv.conf in containers):
+		// it is reopened by name from its parent directory, the one step
+		// allowed to cross into a mount, and checked by inode as always.
+		var p *Object
+		if p, err = f.lookupIn(t, path[:max(strings.LastIndexByte(path, '/'), 1)]); err == nil {
+			o.parent, p.fd = p.fd, -1
+			p.closeFds()
+			o.name, o.mountLeaf = path[strings.LastIndexByte(path, '/')+1:], true
+			o.fd, err = unix.Dup(anchor)
+		}
+	default:
 		dir, name := "", rest
 		if i := strings.LastIndexByte(rest, '/'); i >= 0 {
 			dir, name = rest[:i], rest[i+1:]

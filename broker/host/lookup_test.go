@@ -374,3 +374,28 @@ func TestCloseIsFinal(t *testing.T) {
 		t.Errorf("OpenRead after Close: %v", err)
 	}
 }
+
+// A file bind-mounted on a file (as containers do for /etc/resolv.conf) is
+// found and read, not refused with EXDEV.
+func TestFileMount(t *testing.T) {
+	requireRoot(t)
+	d := tempDir(t)
+	mustWrite(t, d+"/src", "mounted")
+	mustWrite(t, d+"/target", "hidden")
+	if err := unix.Mount(d+"/src", d+"/target", "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(d+"/target", unix.MNT_DETACH) })
+	f := newFS(t)
+	o, err := f.Lookup(d+"/target", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	if data, err := o.ReadAll(100); err != nil || string(data) != "mounted" {
+		t.Fatalf("ReadAll = %q, %v", data, err)
+	}
+	_, err = f.Lookup(d+"/target/x", false)
+	wantErrno(t, err, unix.ENOTDIR)
+	wantErrno(t, o.Remove(false), unix.EBUSY)
+}

@@ -80,8 +80,11 @@ type Object struct {
 	fd     int          // O_PATH|O_NOFOLLOW on the object
 	parent int          // O_PATH on the parent directory; -1 for a mount root
 	name   string       // entry name in parent
-	path   string
-	info   Info
+	// mountLeaf: the object is a file mount root, so reopening it by name
+	// must cross that one mount.
+	mountLeaf bool
+	path      string
+	info      Info
 }
 
 // Path is the canonical path where the object was found; after a followed
@@ -156,7 +159,14 @@ func (o *Object) reopen(op string, flags uint64) (*os.File, error) {
 	if o.parent < 0 {
 		return nil, pathErr(op, o.path, unix.EISDIR)
 	}
-	fd, err := openat2(o.parent, o.name, flags|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY)
+	how := unix.OpenHow{
+		Flags:   flags | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_NOCTTY | unix.O_CLOEXEC,
+		Resolve: resolveFlags,
+	}
+	if o.mountLeaf {
+		how.Resolve &^= unix.RESOLVE_NO_XDEV
+	}
+	fd, err := openHow(o.parent, o.name, &how)
 	if err != nil {
 		if err == unix.ENXIO {
 			// A FIFO without a reader was swapped in.
