@@ -183,11 +183,9 @@ func (o *Object) reopen(op string, flags uint64) (*os.File, error) {
 		unix.Close(fd)
 		return nil, pathErr(op, o.path, ErrChanged)
 	}
-	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
-	if err == nil {
-		_, err = unix.FcntlInt(uintptr(fd), unix.F_SETFL, fl&^unix.O_NONBLOCK)
-	}
-	if err != nil {
+	// F_SETFL only takes the status flags (O_APPEND here) from this value,
+	// so no F_GETFL round trip is needed.
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, int(flags)&unix.O_APPEND); err != nil {
 		unix.Close(fd)
 		return nil, pathErr(op, o.path, err)
 	}
