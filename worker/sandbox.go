@@ -42,9 +42,15 @@ const BrokerFD = 3
 const (
 	maxFiles     = 64       // RLIMIT_NOFILE: stdio, the socket, a few passed files
 	maxFileSize  = 64 << 20 // RLIMIT_FSIZE: what one run may write through a passed fd
-	maxAddrSpace = 4 << 30  // RLIMIT_AS: memory fallback where no cgroup limits the worker
+	maxAddrSpace = 3 << 30  // RLIMIT_AS: memory fallback where no cgroup limits the worker (see below)
 	threadStack  = 2 << 20  // RLIMIT_STACK: glibc's default thread stack, counted in RLIMIT_AS
 )
+
+// The Go runtime reserves about 1.5 GiB of address space at start (heap
+// arena index, page summaries: measured VmSize 1.53 GB with 6 MB resident),
+// so an RLIMIT_AS of 1 GiB kills it with "out of memory" after a few MB of
+// heap. 3 GiB leaves the script roughly 1.5 GiB of heap; the cgroup memory
+// limit the broker sets is the real bound where the host has one.
 
 // SetupError is a failed sandbox step; Exit is the process exit code.
 type SetupError struct {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,49 +23,59 @@ import (
 // stage one there is no dynamic loader). The Makefile must use the same.
 var staticBuildArgs = []string{"-tags", "netgo,osusergo", "-ldflags", `-linkmode external -extldflags "-static"`}
 
-var (
-	evilOnce sync.Once
-	evilBin  string
-	evilErr  error
-)
+var builds sync.Map // tags → *builtWorker
 
-// evilWorker builds rex-worker with the rexevil tag (the sandbox bring-up of
-// the release binary, with a probe runner instead of Risor) once per test
-// process, in a directory any uid can traverse: the worker runs as W.
-func evilWorker(t *testing.T) string {
+type builtWorker struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// evilWorker builds rex-worker with the rexevil tag: the release sandbox
+// bring-up, with a probe runner instead of Risor.
+func evilWorker(t *testing.T) string { return buildWorker(t, "rexevil") }
+
+// buildWorker builds rex-worker statically with extra build tags once per
+// test process, in a directory any uid can traverse: the worker runs as W.
+func buildWorker(t *testing.T, tags string) string {
 	t.Helper()
-	evilOnce.Do(func() {
+	v, _ := builds.LoadOrStore(tags, &builtWorker{})
+	b := v.(*builtWorker)
+	b.once.Do(func() {
 		dir, err := os.MkdirTemp("", "rex-worker-test-")
+		if err == nil {
+			err = os.Chmod(dir, 0o755)
+		}
 		if err != nil {
-			evilErr = err
+			b.err = err
 			return
 		}
-		if err := os.Chmod(dir, 0o755); err != nil {
-			evilErr = err
-			return
+		b.path = filepath.Join(dir, "rex-worker")
+		args := append([]string{"build", "-o", b.path}, staticBuildArgs...)
+		if tags != "" {
+			args[len(args)-3] = tags + "," + args[len(args)-3]
 		}
-		evilBin = filepath.Join(dir, "rex-worker")
-		args := append([]string{"build", "-o", evilBin}, staticBuildArgs...)
-		args[len(args)-3] = "rexevil,netgo,osusergo"
-		args = append(args, "./cmd/rex-worker")
-		cmd := exec.Command("go", args...)
+		cmd := exec.Command("go", append(args, "./cmd/rex-worker")...)
 		cmd.Dir = testutil.RepoRoot(t)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			evilErr = fmt.Errorf("%v: %s", err, out)
+			b.err = fmt.Errorf("%v: %s", err, out)
 		}
 	})
-	if evilErr != nil {
-		t.Fatalf("build rex-worker: %v", evilErr)
+	if b.err != nil {
+		t.Fatalf("build rex-worker: %v", b.err)
 	}
-	return evilBin
+	return b.path
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if evilBin != "" {
-		os.RemoveAll(filepath.Dir(evilBin))
-	}
+	builds.Range(func(_, v any) bool {
+		if p := v.(*builtWorker).path; p != "" {
+			os.RemoveAll(filepath.Dir(p))
+		}
+		return true
+	})
 	os.Exit(code)
 }
 
@@ -91,7 +102,11 @@ type workerProc struct {
 // (DESIGN §5, the spawn contract) and sends it script as the Start frame.
 func startWorker(t *testing.T, script string) *workerProc {
 	t.Helper()
-	bin := evilWorker(t)
+	return startBinary(t, evilWorker(t), script)
+}
+
+func startBinary(t *testing.T, bin, script string) *workerProc {
+	t.Helper()
 	uid := workerUID(t)
 	brokerEnd, workerEnd, err := ipc.SocketPair()
 	if err != nil {
@@ -275,6 +290,13 @@ func TestWorkerPosture(t *testing.T) {
 		t.Errorf("worker root not empty: %v", root)
 	}
 
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "Vm") {
+				t.Log(l)
+			}
+		}
+	}
 	limits, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", pid))
 	if err != nil {
 		t.Fatal(err)
@@ -378,5 +400,30 @@ func TestWorkerRefusesHandStart(t *testing.T) {
 		if got := cmd.ProcessState.ExitCode(); got != c.exit {
 			t.Errorf("%q %q: exit %d, want %d; output %s", c.args, c.env, got, c.exit, out)
 		}
+	}
+}
+
+// TestReleaseWorkerRunsRisor runs the release rex-worker (Risor, no test
+// tag) on a script that allocates and collects garbage, under the real
+// seccomp filter and rlimits: a syscall missing from the profile or a limit
+// too tight for the Go runtime kills it here.
+func TestReleaseWorkerRunsRisor(t *testing.T) {
+	const script = `
+parts := []
+for i := 0; i < 20000; i++ {
+	parts.append(strings.repeat("x", 1000 + i % 7))
+}
+s := strings.join(parts, "")
+print("built", len(s))
+len(s) > 20000000
+`
+	w := startBinary(t, buildWorker(t, ""), script)
+	res, ws := w.finish(t)
+	if ws.ExitStatus() != 0 || res == nil {
+		rest, _ := io.ReadAll(w.stderr)
+		t.Fatalf("exit %v, result %+v; stderr: %s", w.cmd.ProcessState, res, rest)
+	}
+	if res.ErrType != "" || string(res.Output) != "true" || !strings.HasPrefix(res.Stdout, "built ") {
+		t.Fatalf("result %+v (output %s)", res, res.Output)
 	}
 }
