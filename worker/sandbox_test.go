@@ -69,6 +69,11 @@ func buildWorker(t *testing.T, tags string) string {
 }
 
 func TestMain(m *testing.M) {
+	if bin := os.Getenv(landlockHelperEnv); bin != "" {
+		err := landlockHelper(bin)
+		fmt.Fprintln(os.Stderr, "landlock helper:", err)
+		os.Exit(1)
+	}
 	code := m.Run()
 	builds.Range(func(_, v any) bool {
 		if p := v.(*builtWorker).path; p != "" {
