@@ -1,0 +1,238 @@
+package broker
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// cgroupRoot is where the controllers are mounted; tests may point it
+// elsewhere.
+var cgroupRoot = "/sys/fs/cgroup"
+
+// cgroupMode says which hierarchy the host offers.
+type cgroupMode int
+
+const (
+	cgroupNone cgroupMode = iota
+	cgroupV1
+	cgroupV2
+)
+
+func (m cgroupMode) String() string {
+	switch m {
+	case cgroupV1:
+		return "v1"
+	case cgroupV2:
+		return "v2"
+	}
+	return "none"
+}
+
+// detectCgroups finds a hierarchy with memory and pids controllers that
+// this process can create groups in.
+func detectCgroups() cgroupMode {
+	var st unix.Statfs_t
+	if unix.Statfs(cgroupRoot, &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC {
+		ctrl, err := os.ReadFile(filepath.Join(cgroupRoot, "cgroup.controllers"))
+		if err == nil && hasWords(string(ctrl), "memory", "pids") && unix.Access(cgroupRoot, unix.W_OK) == nil {
+			return cgroupV2
+		}
+		return cgroupNone
+	}
+	for _, c := range []string{"memory", "pids"} {
+		p := filepath.Join(cgroupRoot, c)
+		if unix.Statfs(p, &st) != nil || st.Type != unix.CGROUP_SUPER_MAGIC || unix.Access(p, unix.W_OK) != nil {
+			return cgroupNone
+		}
+	}
+	return cgroupV1
+}
+
+func hasWords(s string, words ...string) bool {
+	fields := strings.Fields(s)
+	for _, w := range words {
+		found := false
+		for _, f := range fields {
+			if f == w {
+				found = true
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// cgroup is the memory and pids group of one run.
+type cgroup struct {
+	mode cgroupMode
+	dirs []string // v1: one per controller; v2: one
+}
+
+// newCgroup creates rex/<name> with the limits. Swap is limited to zero
+// where the host allows it, so memory.max means what it says.
+func newCgroup(mode cgroupMode, name string, memBytes, pids int64) (*cgroup, error) {
+	cg := &cgroup{mode: mode}
+	mk := func(dir string) error {
+		if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+			return err
+		}
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			return err
+		}
+		cg.dirs = append(cg.dirs, dir)
+		return nil
+	}
+	var err error
+	switch mode {
+	case cgroupV2:
+		parent := filepath.Join(cgroupRoot, "rex")
+		if _, serr := os.Stat(parent); errors.Is(serr, os.ErrNotExist) {
+			if err = os.Mkdir(parent, 0o755); err == nil {
+				err = writeFile(filepath.Join(parent, "cgroup.subtree_control"), "+memory +pids")
+			}
+			if err != nil && !errors.Is(err, os.ErrExist) {
+				return nil, err
+			}
+		}
+		dir := filepath.Join(parent, name)
+		if err = mk(dir); err != nil {
+			return nil, err
+		}
+		err = errors.Join(
+			writeFile(filepath.Join(dir, "memory.max"), strconv.FormatInt(memBytes, 10)),
+			writeFile(filepath.Join(dir, "pids.max"), strconv.FormatInt(pids, 10)),
+			writeFile(filepath.Join(dir, "memory.oom.group"), "1"))
+		_ = writeFile(filepath.Join(dir, "memory.swap.max"), "0")
+	case cgroupV1:
+		mem := filepath.Join(cgroupRoot, "memory", "rex", name)
+		pid := filepath.Join(cgroupRoot, "pids", "rex", name)
+		if err = mk(mem); err == nil {
+			err = mk(pid)
+		}
+		if err == nil {
+			err = errors.Join(
+				writeFile(filepath.Join(mem, "memory.limit_in_bytes"), strconv.FormatInt(memBytes, 10)),
+				writeFile(filepath.Join(pid, "pids.max"), strconv.FormatInt(pids, 10)))
+			_ = writeFile(filepath.Join(mem, "memory.memsw.limit_in_bytes"), strconv.FormatInt(memBytes, 10))
+			_ = writeFile(filepath.Join(mem, "memory.swappiness"), "0")
+		}
+	default:
+		return nil, errors.New("no usable cgroup hierarchy")
+	}
+	if err != nil {
+		cg.remove()
+		return nil, err
+	}
+	return cg, nil
+}
+
+// add moves pid into every directory of the group.
+func (cg *cgroup) add(pid int) error {
+	for _, d := range cg.dirs {
+		if err := writeFile(filepath.Join(d, "cgroup.procs"), strconv.Itoa(pid)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// oomKilled reports whether the kernel's OOM killer acted in this group.
+func (cg *cgroup) oomKilled() bool {
+	switch cg.mode {
+	case cgroupV2:
+		return readKey(filepath.Join(cg.dirs[0], "memory.events"), "oom_kill") > 0 ||
+			readKey(filepath.Join(cg.dirs[0], "memory.events"), "oom") > 0
+	case cgroupV1:
+		return readKey(filepath.Join(cg.dirs[0], "memory.oom_control"), "oom_kill") > 0
+	}
+	return false
+}
+
+// peakBytes returns the group's peak memory use, or 0.
+func (cg *cgroup) peakBytes() int64 {
+	name := "memory.max_usage_in_bytes"
+	if cg.mode == cgroupV2 {
+		name = "memory.peak"
+	}
+	b, err := os.ReadFile(filepath.Join(cg.dirs[0], name))
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	return n
+}
+
+// remove kills whatever is left in the group and deletes it. A group can
+// only be removed once empty, so it retries briefly while the kernel reaps.
+func (cg *cgroup) remove() {
+	for _, d := range cg.dirs {
+		if cg.mode == cgroupV2 {
+			_ = writeFile(filepath.Join(d, "cgroup.kill"), "1")
+		} else {
+			killProcs(filepath.Join(d, "cgroup.procs"))
+		}
+	}
+	for i := len(cg.dirs) - 1; i >= 0; i-- {
+		d := cg.dirs[i]
+		for try := 0; try < 200; try++ {
+			if err := unix.Rmdir(d); err == nil || errors.Is(err, unix.ENOENT) {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
+
+func killProcs(procs string) {
+	f, err := os.Open(procs)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if pid, err := strconv.Atoi(sc.Text()); err == nil && pid > 0 {
+			_ = unix.Kill(pid, unix.SIGKILL)
+		}
+	}
+}
+
+func readKey(path, key string) int64 {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 2 && f[0] == key {
+			n, _ := strconv.ParseInt(f[1], 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+func writeFile(path, s string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(s)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,474 @@
+package broker
+
+import (
+	"os"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/rex-sh/rex/authz"
+	"github.com/rex-sh/rex/broker/host"
+	"github.com/rex-sh/rex/ipc"
+)
+
+// File operations. Each handler follows one order, so that what a script
+// learns never depends on whether a forbidden object exists:
+//
+//  1. canonicalise the path (reject "..", fold "//" and "/./") before any
+//     entity is built;
+//  2. look the object up without side effects (O_PATH, no symlinks);
+//  3. authorise, with the object's fstat attributes when it exists;
+//  4. only then report a lookup error, or operate on the looked-up object.
+
+// Default per-run caps of file operations.
+const (
+	maxReadBytes = 64 << 20 // largest body fs.cat/read_bytes return
+	maxListItems = 100000   // entries in one directory listing
+)
+
+func init() {
+	handlers[ipc.OpStat] = (*session).opStat
+	handlers[ipc.OpExists] = (*session).opExists
+	handlers[ipc.OpRead] = (*session).opRead
+	handlers[ipc.OpOpen] = (*session).opOpen
+	handlers[ipc.OpList] = (*session).opList
+	handlers[ipc.OpWrite] = (*session).opWrite
+	handlers[ipc.OpMkdir] = (*session).opMkdir
+	handlers[ipc.OpRemove] = (*session).opRemove
+}
+
+var (
+	actOpen   = authz.FileAction("open")
+	actRead   = authz.FileAction("read")
+	actWrite  = authz.FileAction("write")
+	actCreate = authz.FileAction("create")
+	actDelete = authz.FileAction("delete")
+	actStat   = authz.FileAction("stat")
+)
+
+// target is one canonical path and, when it exists, its open handle.
+type target struct {
+	path string
+	obj  *host.Object
+	err  error // lookup error, reported only after authorisation
+}
+
+func (t *target) close() {
+	if t.obj != nil {
+		t.obj.Close()
+	}
+}
+
+// resource is the Cedar entity for the target: a Dir for directories, a
+// File otherwise (including objects that do not exist yet).
+func (t *target) resource() authz.Resource {
+	if t.obj == nil {
+		return authz.FileResource(t.path, nil)
+	}
+	info := t.obj.Info()
+	a := attrsOf(info)
+	if info.Kind == host.KindDir {
+		return authz.DirResource(t.path, a)
+	}
+	return authz.FileResource(t.path, a)
+}
+
+func attrsOf(i host.Info) *authz.FileAttrs {
+	return &authz.FileAttrs{
+		Owner: host.UserName(i.UID), Group: host.GroupName(i.GID),
+		UID: i.UID, GID: i.GID, Mode: i.Mode, Kind: string(i.Kind),
+	}
+}
+
+func canonical(p string) (string, error) {
+	c, err := authz.Canonical(p)
+	if err != nil {
+		return "", ipc.Errorf(ipc.CodeInvalid, "invalid path %q: %v", p, err)
+	}
+	return c, nil
+}
+
+// lookup canonicalises p and looks it up without following symlinks.
+func (s *session) lookup(p string, follow bool) (*target, error) {
+	c, err := canonical(p)
+	if err != nil {
+		return nil, err
+	}
+	obj, err := s.run.fs.Lookup(c, follow)
+	return &target{path: c, obj: obj, err: err}, nil
+}
+
+// parentDir looks up the directory holding t, for Rex's "open on the Dir".
+func (s *session) authorizeParentOpen(t *target) error {
+	if t.path == "/" {
+		return nil
+	}
+	dir := path.Dir(t.path)
+	var attrs *authz.FileAttrs
+	if obj, err := s.run.fs.Lookup(dir, false); err == nil {
+		attrs = attrsOf(obj.Info())
+		obj.Close()
+	}
+	return s.authorize(actOpen, authz.DirResource(dir, attrs), nil)
+}
+
+// hostErr turns a host error into the script-facing error.
+func hostErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	return host.WireError(err)
+}
+
+func (s *session) opStat(body []byte) (any, *os.File, error) {
+	var req ipc.PathReq
+	if err := ipc.Unmarshal(body, &req); err != nil {
+		return nil, nil, badRequest(err)
+	}
+	t, err := s.lookup(req.Path, req.Follow)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer t.close()
+	if err := s.authorize(actStat, t.resource(), nil); err != nil {
+		return nil, nil, err
+	}
+	if t.err != nil {
+		return nil, nil, hostErr(t.err)
+	}
+	return s.fileInfo(t.path, t.obj), nil, nil
+}
+
+func (s *session) opExists(body []byte) (any, *os.File, error) {
+	var req ipc.PathReq
+	if err := ipc.Unmarshal(body, &req); err != nil {
+		return nil, nil, badRequest(err)
+	}
+	t, err := s.lookup(req.Path, req.Follow)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer t.close()
+	if err := s.authorize(actStat, t.resource(), nil); err != nil {
+		return nil, nil, err
+	}
+	if t.err != nil {
+		if host.Code(t.err) == ipc.CodeNotFound {
+			return &ipc.ExistsResp{Exists: false}, nil, nil
+		}
+		return nil, nil, hostErr(t.err)
+	}
+	return &ipc.ExistsResp{Exists: true}, nil, nil
+}
+
+// opRead is Rex's three-permit read: open on the parent Dir, open on the
+// File, read on the File. Small bodies travel inline; larger ones as a
+// read-only descriptor on the very object that was authorised.
+func (s *session) opRead(body []byte) (any, *os.File, error) {
+	var req ipc.ReadReq
+	if err := ipc.Unmarshal(body, &req); err != nil {
+		return nil, nil, badRequest(err)
+	}
+	t, err := s.lookup(req.Path, req.Follow)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer t.close()
+	res := t.resource()
+	if err := s.authorizeParentOpen(t); err != nil {
+		return nil, nil, err
+	}
+	if err := s.authorize(actOpen, res, nil); err != nil {
+		return nil, nil, err
+	}
+	if err := s.authorize(actRead, res, nil); err != nil {
+		return nil, nil, err
+	}
+	if t.err != nil {
+		return nil, nil, hostErr(t.err)
+	}
+	info := t.obj.Info()
+	if info.Kind == host.KindDir {
+		return nil, nil, ipc.Errorf(ipc.CodeIsDir, "%s is a directory", t.path)
+	}
+	if info.Kind != host.KindFile {
+		return nil, nil, ipc.Errorf(ipc.CodeUnsupported, "%s is a %s, not a regular file", t.path, info.Kind)
+	}
+	if info.Size > maxReadBytes {
+		return nil, nil, ipc.Errorf(ipc.CodeLimit, "%s is %d bytes, over the %d-byte read cap: use fs.open and read it in parts", t.path, info.Size, maxReadBytes)
+	}
+	if info.Size <= ipc.MaxInline {
+		data, err := t.obj.ReadAll(ipc.MaxInline)
+		if err == nil {
+			return &ipc.ReadResp{Data: data, Size: int64(len(data))}, nil, nil
+		}
+		if host.Code(err) != ipc.CodeLimit { // grew since fstat: fall back to a descriptor
+			return nil, nil, hostErr(err)
+		}
+	}
+	f, err := t.obj.OpenRead()
+	if err != nil {
+		return nil, nil, hostErr(err)
+	}
+	return &ipc.ReadResp{Size: info.Size, FD: true}, f, nil
+}
+
+// opOpen returns a descriptor with exactly the granted mode: read-only
+// needs Rex's three permits; write needs open on the Dir and File and
+// write on the File (plus create when the file is made).
+func (s *session) opOpen(body []byte) (any, *os.File, error) {
+	var req ipc.OpenReq
+	if err := ipc.Unmarshal(body, &req); err != nil {
+		return nil, nil, badRequest(err)
+	}
+	t, err := s.lookup(req.Path, req.Follow)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer t.close()
+	writing := req.Write || req.Append || req.Create
+	missing := t.err != nil && host.Code(t.err) == ipc.CodeNotFound
+	res := t.resource()
+	if err := s.authorizeParentOpen(t); err != nil {
+		return nil, nil, err
+	}
+	if missing && req.Create {
+		if err := s.authorize(actCreate, res, nil); err != nil {
+			return nil, nil, err
+		}
+	} else if err := s.authorize(actOpen, res, nil); err != nil {
+		return nil, nil, err
+	}
+	act := actRead
+	if writing {
+		act = actWrite
+	}
+	if err := s.authorize(act, res, nil); err != nil {
+		return nil, nil, err
+	}
+	if missing && req.Create {
+		if _, err := s.run.fs.WriteFile(t.path, nil, true, 0o644); err != nil {
+			return nil, nil, hostErr(err)
+		}
+		t.close()
+		if t, err = s.lookup(t.path, false); err != nil {
+			return nil, nil, err
+		}
+		defer t.close()
+	}
+	if t.err != nil {
+		return nil, nil, hostErr(t.err)
+	}
+	var f *os.File
+	if writing {
+		f, err = t.obj.OpenWrite(req.Append)
+	} else {
+		f, err = t.obj.OpenRead()
+	}
+	if err != nil {
+		return nil, nil, hostErr(err)
+	}
+	return s.fileInfo(t.path, t.obj), f, nil
+}
+
+// opList needs open and read on the Dir; entries the principal may not
+// stat are left out, as Rex does.
+func (s *session) opList(body []byte) (any, *os.File, error) {
+	var req ipc.ListReq
+	if err := ipc.Unmarshal(body, &req); err != nil {
+		return nil, nil, badRequest(err)
+	}
+	c, err := canonical(req.Path)
+	if err != nil {
+		return nil, nil, err
+	}
+	obj, lerr := s.run.fs.Lookup(c, false)
+	var attrs *authz.FileAttrs
+	if lerr == nil {
+		defer obj.Close()
+		attrs = attrsOf(obj.Info())
+	}
+	dir := authz.DirResource(c, attrs)
+	if err := s.authorize(actOpen, dir, nil); err != nil {
+		return nil, nil, err
+	}
+	if err := s.authorize(actRead, dir, nil); err != nil {
+		return nil, nil, err
+	}
+	if lerr != nil {
+		return nil, nil, hostErr(lerr)
+	}
+	entries, err := obj.ReadDir()
+	if err != nil {
+		return nil, nil, hostErr(err)
+	}
+	if len(entries) > maxListItems {
+		return nil, nil, ipc.Errorf(ipc.CodeLimit, "%s has more than %d entries", c, maxListItems)
+	}
+	out := &ipc.ListResp{Entries: []ipc.FileInfo{}}
+	for _, e := range entries {
+		if !req.All && strings.HasPrefix(e.Name, ".") {
+			continue
+		}
+		p := path.Join(c, e.Name)
+		a := attrsOf(e.Info)
+		var r authz.Resource
+		if e.Info.Kind == host.KindDir {
+			r = authz.DirResource(p, a)
+		} else {
+			r = authz.FileResource(p, a)
+		}
+		if s.authorizeQuiet(actStat, r) {
+			out.Entries = append(out.Entries, infoOf(p, e.Info, e.Target))
+		}
+	}
+	return out, nil, nil
+}
+
+// authorizeQuiet decides whether a listing may show an entry: audited like
+// every decision, but a refusal only hides the entry, so it is not a
+// denial of the run.
+func (s *session) authorizeQuiet(a authz.Action, r authz.Resource) bool {
+	d := s.run.policies.Authorize(s.run.principal, a, r, nil)
+	s.run.audit.decision(s.run, a.String(), r.String(), d)
+	return d.Allow
+}
+
+// opWrite replaces a file atomically (temp file in the same directory,
+// then rename, keeping mode and owner) or appends. A new file needs
+// create and write; an existing one write.
+func (s *session) opWrite(body []byte) (any, *os.File, error) {
+	var req ipc.WriteReq
+	if err := ipc.Unmarshal(body, &req); err != nil {
+		return nil, nil, badRequest(err)
+	}
+	t, err := s.lookup(req.Path, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer t.close()
+	res := t.resource()
+	missing := t.err != nil && host.Code(t.err) == ipc.CodeNotFound
+	if missing {
+		if err := s.authorize(actCreate, res, nil); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := s.authorize(actWrite, res, nil); err != nil {
+		return nil, nil, err
+	}
+	if t.err != nil && !missing {
+		return nil, nil, hostErr(t.err)
+	}
+	if !missing && t.obj.Info().Kind != host.KindFile {
+		return nil, nil, ipc.Errorf(ipc.CodeUnsupported, "%s is a %s, not a regular file", t.path, t.obj.Info().Kind)
+	}
+	if err := s.run.chargeWrite(int64(len(req.Data))); err != nil {
+		return nil, nil, err
+	}
+	mode := req.Mode & 0o777
+	if mode == 0 {
+		mode = 0o644
+	}
+	n, err := s.run.fs.WriteFile(t.path, req.Data, req.Append, mode)
+	if err != nil {
+		return nil, nil, hostErr(err)
+	}
+	return &ipc.WriteResp{N: n}, nil, nil
+}
+
+// opMkdir needs create on each Dir it makes.
+func (s *session) opMkdir(body []byte) (any, *os.File, error) {
+	var req ipc.MkdirReq
+	if err := ipc.Unmarshal(body, &req); err != nil {
+		return nil, nil, badRequest(err)
+	}
+	c, err := canonical(req.Path)
+	if err != nil {
+		return nil, nil, err
+	}
+	mode := req.Mode & 0o777
+	if mode == 0 {
+		mode = 0o755
+	}
+	todo := []string{c}
+	if req.Parents {
+		todo = nil
+		for p := c; ; p = path.Dir(p) {
+			obj, err := s.run.fs.Lookup(p, false)
+			if err == nil {
+				isDir := obj.Info().Kind == host.KindDir
+				obj.Close()
+				if !isDir {
+					return nil, nil, ipc.Errorf(ipc.CodeNotDir, "%s exists and is not a directory", p)
+				}
+				break
+			}
+			todo = append([]string{p}, todo...)
+			if p == "/" {
+				break
+			}
+		}
+	}
+	for _, d := range todo {
+		if err := s.authorize(actCreate, authz.DirResource(d, nil), nil); err != nil {
+			return nil, nil, err
+		}
+		if err := s.run.fs.Mkdir(d, mode); err != nil {
+			return nil, nil, hostErr(err)
+		}
+	}
+	return nil, nil, nil
+}
+
+// opRemove needs delete on the object; a tree is removed by descriptors,
+// never following symlinks, on its own device only.
+func (s *session) opRemove(body []byte) (any, *os.File, error) {
+	var req ipc.RemoveReq
+	if err := ipc.Unmarshal(body, &req); err != nil {
+		return nil, nil, badRequest(err)
+	}
+	t, err := s.lookup(req.Path, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer t.close()
+	if err := s.authorize(actDelete, t.resource(), nil); err != nil {
+		return nil, nil, err
+	}
+	if t.err != nil {
+		if req.Force && host.Code(t.err) == ipc.CodeNotFound {
+			return nil, nil, nil
+		}
+		return nil, nil, hostErr(t.err)
+	}
+	if t.path == "/" {
+		return nil, nil, ipc.Errorf(ipc.CodeInvalid, "refusing to remove /")
+	}
+	if err := s.run.fs.Remove(t.path, req.Recursive); err != nil {
+		return nil, nil, hostErr(err)
+	}
+	return nil, nil, nil
+}
+
+func (s *session) fileInfo(p string, obj *host.Object) *ipc.FileInfo {
+	var target string
+	info := obj.Info()
+	if info.Kind == host.KindSymlink {
+		target, _ = obj.Readlink()
+	}
+	fi := infoOf(p, info, target)
+	return &fi
+}
+
+func infoOf(p string, i host.Info, target string) ipc.FileInfo {
+	return ipc.FileInfo{
+		Name: path.Base(p), Path: p, Kind: string(i.Kind), Size: i.Size, Mode: i.Mode,
+		UID: i.UID, GID: i.GID, Owner: host.UserName(i.UID), Group: host.GroupName(i.GID),
+		MTime: i.MTime.UTC().Format(time.RFC3339), Nlink: i.Nlink, Target: target,
+	}
+}
+
+func badRequest(err error) error {
+	return ipc.Errorf(ipc.CodeInvalid, "malformed request: %v", err)
+}

@@ -1,0 +1,418 @@
+package broker
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/rex-sh/rex/authz"
+	"github.com/rex-sh/rex/broker/host"
+	"github.com/rex-sh/rex/ipc"
+)
+
+// Limits bound one run. A client may ask for less, never for more.
+type Limits struct {
+	Timeout     time.Duration
+	MemoryBytes int64
+	Pids        int64
+	StdoutBytes int
+	WriteBytes  int64
+}
+
+// DefaultLimits are the broker's defaults.
+var DefaultLimits = Limits{
+	Timeout:     30 * time.Second,
+	MemoryBytes: 512 << 20,
+	Pids:        64,
+	StdoutBytes: 1 << 20,
+	WriteBytes:  256 << 20,
+}
+
+// Config configures a Runner.
+type Config struct {
+	WorkerPath string
+	Limits     Limits
+	Audit      io.Writer // JSON lines; nil discards
+	Log        io.Writer // diagnostics; nil discards
+	// WorkerUIDBase and WorkerUIDCount give the host uids that a root
+	// broker runs workers as, one per live run.
+	WorkerUIDBase  uint32
+	WorkerUIDCount uint32
+}
+
+// Runner runs scripts, one fresh worker per run. It is safe for concurrent
+// use.
+type Runner struct {
+	cfg        Config
+	fs         *host.FS
+	audit      *auditLog
+	privileged bool
+	uids       *uidPool
+	cgroups    cgroupMode
+	active     sync.WaitGroup
+}
+
+// NewRunner prepares a Runner. A root Runner uses per-run worker uids and
+// cgroups; an unprivileged one (standalone rex-exec) maps the worker to the
+// caller's own uid inside a user namespace.
+func NewRunner(cfg Config) (*Runner, error) {
+	if cfg.Limits == (Limits{}) {
+		cfg.Limits = DefaultLimits
+	}
+	if cfg.WorkerUIDCount == 0 {
+		cfg.WorkerUIDBase, cfg.WorkerUIDCount = 2_100_000_000, 65536
+	}
+	fs, err := host.New()
+	if err != nil {
+		return nil, fmt.Errorf("open host file system: %w", err)
+	}
+	r := &Runner{cfg: cfg, fs: fs, audit: newAuditLog(cfg.Audit), privileged: os.Geteuid() == 0}
+	if r.privileged {
+		r.uids = newUIDPool(cfg.WorkerUIDBase, cfg.WorkerUIDCount)
+		r.cgroups = detectCgroups()
+	}
+	return r, nil
+}
+
+// Wait blocks until every run has finished.
+func (r *Runner) Wait() { r.active.Wait() }
+
+// Job is one run to do.
+type Job struct {
+	Principal  authz.Principal
+	Policies   *authz.PolicySet
+	Script     []byte
+	ScriptName string
+	Args       []byte // JSON object
+	Timeout    time.Duration
+	PeerPID    int
+}
+
+// run is the state of one run shared by its session and the audit log.
+type run struct {
+	id        string
+	principal authz.Principal
+	policies  *authz.PolicySet
+	fs        *host.FS
+	audit     *auditLog
+	log       io.Writer
+	written   atomic.Int64
+	maxWrite  int64
+}
+
+func (r *run) logf(format string, args ...any) {
+	if r.log != nil {
+		fmt.Fprintf(r.log, "rex-broker: run %s: %s\n", r.id, fmt.Sprintf(format, args...))
+	}
+}
+
+// chargeWrite counts bytes written against the run's write quota.
+func (r *run) chargeWrite(n int64) error {
+	if r.written.Add(n) > r.maxWrite {
+		return ipc.Errorf(ipc.CodeLimit, "write quota of %d bytes for this run exhausted", r.maxWrite)
+	}
+	return nil
+}
+
+func newRunID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Run runs one script to completion and returns its result; it never
+// returns nil. ctx cancels the run (the client went away).
+func (r *Runner) Run(ctx context.Context, job *Job) *ipc.Result {
+	r.active.Add(1)
+	defer r.active.Done()
+	start := time.Now()
+	rn := &run{
+		id: newRunID(), principal: job.Principal, policies: job.Policies, fs: r.fs,
+		audit: r.audit, log: r.cfg.Log, maxWrite: r.cfg.Limits.WriteBytes,
+	}
+	res := r.run(ctx, rn, job)
+	res.RunID = rn.id
+	res.DurationMs = time.Since(start).Milliseconds()
+	if res.Denials == nil {
+		res.Denials = []ipc.Denial{}
+	}
+	if res.Logs == nil {
+		res.Logs = []ipc.LogLine{}
+	}
+	if res.Metrics == nil {
+		res.Metrics = []ipc.Metric{}
+	}
+	if res.Alarms == nil {
+		res.Alarms = []ipc.Alarm{}
+	}
+	r.audit.runEnd(rn, res)
+	return res
+}
+
+func failed(errType, format string, args ...any) *ipc.Result {
+	return &ipc.Result{Status: ipc.StatusError, Error: &ipc.ResultError{ErrorType: errType, Message: fmt.Sprintf(format, args...)}}
+}
+
+func (r *Runner) run(ctx context.Context, rn *run, job *Job) *ipc.Result {
+	if len(job.Script) > ipc.MaxScript {
+		return failed(ipc.ErrValidation, "script is %d bytes; the limit is %d", len(job.Script), ipc.MaxScript)
+	}
+	if len(job.Args) == 0 {
+		job.Args = []byte("{}")
+	}
+	var argsObj map[string]json.RawMessage
+	if err := json.Unmarshal(job.Args, &argsObj); err != nil {
+		return failed(ipc.ErrValidation, "args must be a JSON object: %v", err)
+	}
+	if job.Policies == nil {
+		return failed(ipc.ErrValidation, "no policy loaded")
+	}
+	timeout := r.cfg.Limits.Timeout
+	if job.Timeout > 0 && job.Timeout < timeout {
+		timeout = job.Timeout
+	}
+	r.audit.runStart(rn, job, timeout)
+
+	hostUID, hostGID := uint32(os.Getuid()), uint32(os.Getgid())
+	if r.privileged {
+		u, err := r.uids.get()
+		if err != nil {
+			return failed(ipc.ErrResourceLimit, "broker at capacity: %v", err)
+		}
+		defer r.uids.put(u)
+		hostUID, hostGID = u, u
+	}
+
+	brokerEnd, workerEnd, err := ipc.SocketPair()
+	if err != nil {
+		return failed(ipc.ErrInternal, "socketpair: %v", err)
+	}
+	wp, err := startWorker(r.cfg.WorkerPath, hostUID, hostGID, r.privileged, workerEnd)
+	workerEnd.Close()
+	if err != nil {
+		brokerEnd.Close()
+		return failed(ipc.ErrInternal, "%v", err)
+	}
+	pc, err := ipc.NewPacketConn(brokerEnd, 0)
+	if err != nil {
+		killWait(wp)
+		return failed(ipc.ErrInternal, "socket: %v", err)
+	}
+
+	var cg *cgroup
+	if r.cgroups != cgroupNone {
+		cg, err = newCgroup(r.cgroups, "run-"+rn.id, r.cfg.Limits.MemoryBytes, r.cfg.Limits.Pids)
+		if err == nil {
+			err = cg.add(wp.cmd.Process.Pid)
+		}
+		if err != nil {
+			pc.Close()
+			killWait(wp)
+			if cg != nil {
+				cg.remove()
+			}
+			return failed(ipc.ErrInternal, "cgroup setup failed: %v", err)
+		}
+		defer cg.remove()
+	}
+
+	deadline := time.Now().Add(timeout)
+	sess := &session{run: rn, pc: pc}
+	sessDone := make(chan error, 1)
+	go func() { sessDone <- sess.serve(deadline.Add(time.Second)) }()
+
+	stderrCh := make(chan []byte, 1)
+	go func() { stderrCh <- readCapped(wp.stderr, 64<<10) }()
+
+	resultCh := make(chan frameResult, 1)
+	go func() {
+		var wr ipc.WorkerResult
+		err := ipc.ReadFrameAs(wp.stdout, ipc.MsgWorkerResult, &wr)
+		_, _ = io.Copy(io.Discard, wp.stdout)
+		resultCh <- frameResult{&wr, err}
+	}()
+
+	startMsg := &ipc.Start{
+		Version: ipc.Version, RunID: rn.id, Script: job.Script, ScriptName: job.ScriptName,
+		Args: job.Args, MaxStdout: r.cfg.Limits.StdoutBytes,
+	}
+	go func() {
+		_ = ipc.WriteFrame(wp.stdin, ipc.MsgStart, startMsg)
+		wp.stdin.Close()
+	}()
+
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	var why string // set when the broker ended the run
+	var fr frameResult
+	select {
+	case fr = <-resultCh:
+	case <-timer.C:
+		why = "timeout"
+	case <-ctx.Done():
+		why = "cancelled"
+	case err := <-sessDone:
+		// Put it back for the collection below, which always reads it.
+		sessDone <- err
+		if err != nil {
+			why = "violation"
+			rn.logf("%v", err)
+		} else {
+			fr = <-resultCh
+		}
+	}
+	if why != "" {
+		_ = wp.cmd.Process.Kill()
+		fr = <-resultCh
+	}
+	// The script is done (or dead): whatever is left of the worker goes.
+	waitErr := waitOrKill(wp, 2*time.Second)
+	pc.Close()
+	sessErr := <-sessDone
+	stderr := <-stderrCh
+
+	res := &ipc.Result{Denials: sess.deniedList()}
+	switch {
+	case why == "timeout":
+		res.Status, res.Error = ipc.StatusError, &ipc.ResultError{ErrorType: ipc.ErrTimeout,
+			Message: fmt.Sprintf("script exceeded its time limit of %v", timeout)}
+	case why == "cancelled":
+		res.Status, res.Error = ipc.StatusError, &ipc.ResultError{ErrorType: ipc.ErrCommunication, Message: "run cancelled: the client went away"}
+	case why == "violation" || sessErr != nil:
+		res.Status, res.Error = ipc.StatusError, &ipc.ResultError{ErrorType: ipc.ErrCommunication,
+			Message: "worker broke the protocol; session ended"}
+	case cg != nil && cg.oomKilled():
+		res.Status, res.Error = ipc.StatusError, &ipc.ResultError{ErrorType: ipc.ErrResourceLimit,
+			Message: fmt.Sprintf("script exceeded its memory limit of %d MiB", r.cfg.Limits.MemoryBytes>>20)}
+	case fr.err != nil:
+		res.Status, res.Error = ipc.StatusError, classifyCrash(waitErr, stderr, r.cfg.Limits)
+		rn.logf("worker ended without a result (%v): %s", waitErr, firstLines(stderr, 5))
+	default:
+		r.fillFromWorker(res, fr.wr)
+	}
+	return res
+}
+
+type frameResult struct {
+	wr  *ipc.WorkerResult
+	err error
+}
+
+// fillFromWorker copies what the worker reported. The worker is untrusted:
+// it may only claim a denial the broker itself recorded, and only the
+// error types a script can cause.
+func (r *Runner) fillFromWorker(res *ipc.Result, wr *ipc.WorkerResult) {
+	res.Output = wr.Output
+	if len(res.Output) > 0 && !json.Valid(res.Output) {
+		res.Output = nil
+	}
+	res.Stdout = capStdout(wr.Stdout, wr.StdoutTruncated, r.cfg.Limits.StdoutBytes)
+	res.Logs, res.Metrics, res.Alarms = wr.Logs, wr.Metrics, wr.Alarms
+	if wr.ErrType == "" {
+		res.Status = ipc.StatusSuccess
+		return
+	}
+	res.Status = ipc.StatusError
+	e := &ipc.ResultError{ErrorType: wr.ErrType, Message: wr.ErrMessage}
+	switch wr.ErrType {
+	case ipc.ErrAccessDenied:
+		if wr.Denial == nil || !containsDenial(res.Denials, *wr.Denial) {
+			e = &ipc.ResultError{ErrorType: ipc.ErrScript, Message: wr.ErrMessage}
+			break
+		}
+		e.Action, e.Resource, e.PolicyIDs = wr.Denial.Action, wr.Denial.Resource, nonNil(wr.Denial.PolicyIDs)
+	case ipc.ErrScript, ipc.ErrResourceLimit, ipc.ErrTimeout, ipc.ErrCommunication, ipc.ErrInternal, ipc.ErrValidation:
+	default:
+		e.ErrorType = ipc.ErrInternal
+	}
+	res.Error = e
+}
+
+func containsDenial(list []ipc.Denial, d ipc.Denial) bool {
+	for _, x := range list {
+		if x.Action == d.Action && x.Resource == d.Resource {
+			return true
+		}
+	}
+	return false
+}
+
+const truncMarker = "\n[rex: stdout truncated at %d bytes]"
+
+func capStdout(s string, truncated bool, max int) string {
+	if len(s) > max {
+		s, truncated = s[:max], true
+	}
+	if truncated {
+		s += fmt.Sprintf(truncMarker, max)
+	}
+	return s
+}
+
+// classifyCrash explains a worker that died without writing its result.
+func classifyCrash(waitErr error, stderr []byte, lim Limits) *ipc.ResultError {
+	var ee interface{ Sys() any }
+	if errors.As(waitErr, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok {
+			switch {
+			case ws.Signaled() && ws.Signal() == syscall.SIGSYS:
+				return &ipc.ResultError{ErrorType: ipc.ErrInternal, Message: "worker was killed by the seccomp filter (a forbidden system call)"}
+			case ws.Signaled() && ws.Signal() == syscall.SIGKILL:
+				return &ipc.ResultError{ErrorType: ipc.ErrResourceLimit, Message: fmt.Sprintf("worker was killed, most likely for exceeding its memory limit of %d MiB", lim.MemoryBytes>>20)}
+			case ws.Signaled() && ws.Signal() == syscall.SIGXFSZ:
+				return &ipc.ResultError{ErrorType: ipc.ErrResourceLimit, Message: "script exceeded its file size limit"}
+			}
+		}
+	}
+	if bytes.Contains(stderr, []byte("out of memory")) {
+		return &ipc.ResultError{ErrorType: ipc.ErrResourceLimit, Message: fmt.Sprintf("script exceeded its memory limit of %d MiB", lim.MemoryBytes>>20)}
+	}
+	if bytes.Contains(stderr, []byte("goroutine stack exceeds")) {
+		return &ipc.ResultError{ErrorType: ipc.ErrResourceLimit, Message: "script exceeded its stack limit"}
+	}
+	msg := "worker ended without a result"
+	if l := firstLines(stderr, 1); l != "" {
+		msg += ": " + l
+	}
+	return &ipc.ResultError{ErrorType: ipc.ErrInternal, Message: msg}
+}
+
+func firstLines(b []byte, n int) string {
+	lines := strings.SplitN(strings.TrimSpace(string(b)), "\n", n+1)
+	if len(lines) > n {
+		lines = lines[:n]
+	}
+	return strings.Join(lines, " | ")
+}
+
+func killWait(wp *workerProc) {
+	_ = wp.cmd.Process.Kill()
+	_ = wp.cmd.Wait()
+	closeFiles(wp.stdin, wp.stdout, wp.stderr)
+}
+
+// waitOrKill waits for the worker to exit, killing it after grace.
+func waitOrKill(wp *workerProc, grace time.Duration) error {
+	done := make(chan error, 1)
+	go func() { done <- wp.cmd.Wait() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(grace):
+		_ = wp.cmd.Process.Kill()
+		err = <-done
+	}
+	closeFiles(wp.stdout, wp.stderr)
+	return err
+}

@@ -1,0 +1,166 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/rex-sh/rex/authz"
+	"github.com/rex-sh/rex/ipc"
+)
+
+// writeTimeout bounds how long a reply may wait for a worker that does not
+// read: past it the session is a protocol violation.
+const writeTimeout = 5 * time.Second
+
+// handler serves one op. It decodes its own body into a concrete struct,
+// authorises, operates, and returns the reply body and at most one
+// descriptor (a regular file opened with exactly the granted mode).
+type handler func(s *session, body []byte) (resp any, fd *os.File, err error)
+
+// handlers is the dispatch table; an op not in it is CodeUnsupported.
+var handlers = map[ipc.Op]handler{}
+
+// session serves one worker's socketpair for one run. Requests are served
+// one at a time, in order.
+type session struct {
+	run *run
+	pc  *ipc.PacketConn
+
+	mu      sync.Mutex
+	denials []ipc.Denial
+	ops     int
+}
+
+// errViolation marks errors that end the session and kill the worker.
+var errViolation = errors.New("protocol violation")
+
+// serve answers requests until the worker closes its end, the run's
+// deadline passes, or the worker breaks the protocol. It returns nil on a
+// clean close and an errViolation-wrapped error otherwise.
+func (s *session) serve(deadline time.Time) error {
+	_ = s.pc.SetReadDeadline(deadline)
+	for {
+		pkt, files, err := s.pc.Recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || isDeadline(err) {
+				return nil
+			}
+			return fmt.Errorf("%w: %v", errViolation, err)
+		}
+		if len(files) != 0 { // maxFDs is 0, Recv refuses them; kept as a guard
+			closeFiles(files...)
+			return fmt.Errorf("%w: worker sent descriptors", errViolation)
+		}
+		var req ipc.Request
+		if err := ipc.Unmarshal(pkt, &req); err != nil {
+			return fmt.Errorf("%w: %v", errViolation, err)
+		}
+		resp, fd, err := s.dispatch(&req)
+		if errors.Is(err, errViolation) {
+			return err
+		}
+		if err := s.reply(&req, resp, fd, err); err != nil {
+			return fmt.Errorf("%w: reply: %v", errViolation, err)
+		}
+	}
+}
+
+func isDeadline(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// dispatch runs the handler for req. A handler panic is an internal error
+// that ends the session; the broker itself keeps serving.
+func (s *session) dispatch(req *ipc.Request) (resp any, fd *os.File, err error) {
+	h, ok := handlers[req.Op]
+	if !ok {
+		return nil, nil, ipc.Errorf(ipc.CodeUnsupported, "unsupported operation %d", uint16(req.Op))
+	}
+	s.mu.Lock()
+	s.ops++
+	s.mu.Unlock()
+	defer func() {
+		if p := recover(); p != nil {
+			s.run.logf("panic serving %v: %v\n%s", req.Op, p, debug.Stack())
+			if fd != nil {
+				fd.Close()
+			}
+			resp, fd, err = nil, nil, fmt.Errorf("%w: internal error serving %v", errViolation, req.Op)
+		}
+	}()
+	return h(s, req.Body)
+}
+
+func (s *session) reply(req *ipc.Request, body any, fd *os.File, herr error) error {
+	if fd != nil {
+		defer fd.Close()
+	}
+	r := ipc.Response{ID: req.ID}
+	if herr != nil {
+		var e *ipc.Error
+		if !errors.As(herr, &e) {
+			s.run.logf("%v: %v", req.Op, herr)
+			e = ipc.Errorf(ipc.CodeInternal, "internal error in %v", req.Op)
+		}
+		r.Code, r.Message, r.Denial = e.Code, e.Message, e.Denial
+		fd = nil
+	} else {
+		if body == nil {
+			body = ipc.Empty{}
+		}
+		b, err := ipc.Marshal(body)
+		if err != nil {
+			return err
+		}
+		r.Body = b
+		if fd != nil {
+			r.FDs = 1
+		}
+	}
+	pkt, err := ipc.Marshal(&r)
+	if err == nil && len(pkt) > ipc.MaxPacket {
+		r = ipc.Response{ID: req.ID, Code: ipc.CodeLimit, Message: fmt.Sprintf("reply to %v exceeds %d bytes", req.Op, ipc.MaxPacket)}
+		pkt, err = ipc.Marshal(&r)
+		fd = nil
+	}
+	if err != nil {
+		return err
+	}
+	_ = s.pc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	return s.pc.Send(pkt, fd)
+}
+
+// authorize asks Cedar, writes the audit record and, on deny, records the
+// denial for the result and returns the uniform denial error.
+func (s *session) authorize(a authz.Action, r authz.Resource, ctx map[string]any) error {
+	d := s.run.policies.Authorize(s.run.principal, a, r, ctx)
+	s.run.audit.decision(s.run, a.String(), r.String(), d)
+	if d.Allow {
+		return nil
+	}
+	den := ipc.Denial{Action: a.String(), Resource: r.String(), PolicyIDs: nonNil(d.PolicyIDs)}
+	s.mu.Lock()
+	s.denials = append(s.denials, den)
+	s.mu.Unlock()
+	return &ipc.Error{Code: ipc.CodeDenied, Message: authz.DenialMessage(s.run.principal.Name, a, r), Denial: &den}
+}
+
+func (s *session) deniedList() []ipc.Denial {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]ipc.Denial(nil), s.denials...)
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}

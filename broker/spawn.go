@@ -1,0 +1,157 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// WorkerPath finds the rex-worker binary: explicit, else next to the
+// running executable, else the install locations. Only the standalone
+// client consults $REX_WORKER (it runs with the user's own privileges); the
+// daemon takes a flag.
+func WorkerPath(explicit string, useEnv bool) (string, error) {
+	var cands []string
+	if explicit != "" {
+		cands = append(cands, explicit)
+	} else {
+		if useEnv {
+			if p := os.Getenv("REX_WORKER"); p != "" {
+				cands = append(cands, p)
+			}
+		}
+		if self, err := os.Executable(); err == nil {
+			cands = append(cands, filepath.Join(filepath.Dir(self), "rex-worker"))
+		}
+		cands = append(cands, "/usr/local/libexec/rex/rex-worker", "/usr/libexec/rex/rex-worker")
+	}
+	for _, c := range cands {
+		abs, err := filepath.Abs(c)
+		if err != nil {
+			continue
+		}
+		if st, err := os.Stat(abs); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+			return abs, nil
+		}
+	}
+	return "", fmt.Errorf("rex-worker binary not found (looked in %v); build it with `make build` or pass its path", cands)
+}
+
+// uidPool hands out host uids for workers of a root broker, one per live
+// run, so that concurrent workers can neither signal nor trace each other.
+type uidPool struct {
+	mu    sync.Mutex
+	base  uint32
+	size  uint32
+	next  uint32
+	inUse map[uint32]bool
+}
+
+func newUIDPool(base, size uint32) *uidPool {
+	return &uidPool{base: base, size: size, inUse: map[uint32]bool{}}
+}
+
+func (p *uidPool) get() (uint32, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i := uint32(0); i < p.size; i++ {
+		u := p.base + (p.next+i)%p.size
+		if !p.inUse[u] {
+			p.inUse[u] = true
+			p.next = (p.next + i + 1) % p.size
+			return u, nil
+		}
+	}
+	return 0, errors.New("no free worker uid")
+}
+
+func (p *uidPool) put(u uint32) {
+	p.mu.Lock()
+	delete(p.inUse, u)
+	p.mu.Unlock()
+}
+
+// workerProc is one started worker with the broker's ends of its pipes.
+type workerProc struct {
+	cmd    *exec.Cmd
+	stdin  *os.File // broker writes the Start frame here
+	stdout *os.File // broker reads the result frame here
+	stderr *os.File
+}
+
+// startWorker starts rex-worker in fresh user, pid, mount, net, ipc, uts
+// and cgroup namespaces, as hostUID/hostGID mapped to root inside its own
+// user namespace (where stage one needs it to build the empty root, then
+// gives it up for good), in its own session, killed with the broker.
+func startWorker(path string, hostUID, hostGID uint32, privileged bool, workerSock *os.File) (*workerProc, error) {
+	inR, inW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		closeFiles(inR, inW)
+		return nil, err
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		closeFiles(inR, inW, outR, outW)
+		return nil, err
+	}
+	cmd := &exec.Cmd{
+		Path:       path,
+		Args:       []string{"rex-worker"},
+		Env:        []string{"REX_WORKER=1"},
+		Dir:        "/",
+		Stdin:      inR,
+		Stdout:     outW,
+		Stderr:     errW,
+		ExtraFiles: []*os.File{workerSock},
+		SysProcAttr: &syscall.SysProcAttr{
+			Cloneflags: unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWPID |
+				unix.CLONE_NEWNET | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS | unix.CLONE_NEWCGROUP,
+			UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(hostUID), Size: 1}},
+			GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(hostGID), Size: 1}},
+			// A root broker drops its supplementary groups for the worker;
+			// an unprivileged one cannot call setgroups in the new namespace.
+			GidMappingsEnableSetgroups: privileged,
+			Credential:                 &syscall.Credential{Uid: 0, Gid: 0, Groups: []uint32{}, NoSetGroups: !privileged},
+			Setsid:                     true,
+			Pdeathsig:                  syscall.SIGKILL,
+		},
+	}
+	// Pdeathsig fires when the thread that forked dies, not the process:
+	// fork from a thread that stays put for the call.
+	runtime.LockOSThread()
+	err = cmd.Start()
+	runtime.UnlockOSThread()
+	closeFiles(inR, outW, errW)
+	if err != nil {
+		closeFiles(inW, outR, errR)
+		return nil, fmt.Errorf("start worker: %w", err)
+	}
+	return &workerProc{cmd: cmd, stdin: inW, stdout: outR, stderr: errR}, nil
+}
+
+func closeFiles(fs ...*os.File) {
+	for _, f := range fs {
+		if f != nil {
+			f.Close()
+		}
+	}
+}
+
+// readCapped reads r to EOF, keeping at most max bytes.
+func readCapped(r io.Reader, max int) []byte {
+	b, _ := io.ReadAll(io.LimitReader(r, int64(max)))
+	_, _ = io.Copy(io.Discard, r)
+	return b
+}
