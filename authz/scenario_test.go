@@ -23,9 +23,10 @@ import (
 //	    "resource": {"type": "file|dir|url|process|service|hostname|entity",
 //	                 "path": "/x (file, dir)", "id": "(url, service, hostname, entity)",
 //	                 "entity_type": "(entity)", "pid": 1, "name": "", "username": "", "command": "",
-//	                 "attrs": {"owner": "", "group": "", "uid": 0, "gid": 0, "mode": 420, "kind": "file"}},
+//	                 "attrs": {"owner": "", "group": "", "uid": 0, "gid": 0, "mode": 420, "kind": "file"},
+//	                 "as_requested": true (canonicalise the path first, as the broker does)},
 //	    "context": { ... },
-//	    "decision": "allow|deny",
+//	    "decision": "allow|deny|invalid (as_requested paths Canonical refuses)",
 //	    "policy_ids": ["determining policies, in load order"],
 //	    "errors": ["ids of policies whose condition errored"]
 //	  }]
@@ -58,6 +59,10 @@ type resourceSpec struct {
 	Username   string     `json:"username"`
 	Command    string     `json:"command"`
 	Attrs      *FileAttrs `json:"attrs"`
+	// AsRequested, for file and dir: the path is what a script sent, so it
+	// goes through Canonical first, as the broker does; a path Canonical
+	// refuses must be expected as the decision "invalid".
+	AsRequested bool `json:"as_requested"`
 }
 
 func (r resourceSpec) build(t *testing.T) Resource {
@@ -122,8 +127,21 @@ func TestScenarios(t *testing.T) {
 			}
 			for _, rq := range sc.Requests {
 				t.Run(rq.Name, func(t *testing.T) {
+					if rq.Resource.AsRequested {
+						c, err := Canonical(rq.Resource.Path)
+						if rq.Decision == "invalid" {
+							if err == nil {
+								t.Fatalf("Canonical(%q) = %q, want it refused", rq.Resource.Path, c)
+							}
+							return
+						}
+						if err != nil {
+							t.Fatalf("Canonical(%q): %v", rq.Resource.Path, err)
+						}
+						rq.Resource.Path = c
+					}
 					if rq.Decision != "allow" && rq.Decision != "deny" {
-						t.Fatalf("decision must be allow or deny, not %q", rq.Decision)
+						t.Fatalf("decision must be allow, deny or invalid, not %q", rq.Decision)
 					}
 					d := set.Authorize(rq.Principal, parseAction(t, rq.Action), rq.Resource.build(t), rq.Context)
 					if d.Allow != (rq.Decision == "allow") {
