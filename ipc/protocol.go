@@ -1,6 +1,9 @@
 package ipc
 
-import "strconv"
+import (
+	"slices"
+	"strconv"
+)
 
 // Version is the protocol version carried in the client hello and in the
 // worker's Start message. Bump it whenever a message, a field or a cap
@@ -11,7 +14,9 @@ import "strconv"
 //	1 — first version: hello/run on the client stream; start/result on the
 //	    worker's stdio; stat, read, open, list, write, mkdir, remove, exists
 //	    on the worker socketpair.
-const Version = 1
+//	2 — the remaining file operations (9–18) and the process, network,
+//	    system and systemd operations (100–401).
+const Version = 2
 
 // Caps. Every length is checked against its cap before anything is
 // allocated for it.
@@ -80,11 +85,54 @@ const (
 	OpRemove Op = 7
 	// OpExists: PathReq → ExistsResp. file_system::stat.
 	OpExists Op = 8
+
+	// Remaining file operations (messages_fs.go).
+	OpChmod    Op = 9  // file_system::chmod
+	OpChown    Op = 10 // file_system::chown
+	OpMove     Op = 11 // file_system::move (+ create on the destination)
+	OpCopy     Op = 12 // read on the source, create/write on the destination
+	OpTouch    Op = 13 // create when missing, else write
+	OpReadlink Op = 14 // file_system::read on the link
+	OpSymlink  Op = 15 // file_system::create on the link
+	OpSetXattr Op = 16 // file_system::set_x_attr
+	OpExecute  Op = 17 // file_system::execute
+	OpWalk     Op = 18 // listing a tree; entries the policy hides are left out
+
+	// Process operations (messages_sys.go).
+	OpProcList Op = 100 // process_system::list, per process
+	OpProcKill Op = 101 // process_system::kill or interrupt, through a pidfd
+	OpProcFDs  Op = 102 // process_system::list_fds
+	OpProcLsof Op = 103 // process_system::list_fds, per process, filtered by path
+
+	// Network operations (messages_sys.go).
+	OpNetGet         Op = 200 // network::GET on network::url, every redirect hop
+	OpNetConnect     Op = 201 // network::connect on network::url::"tcp://host:port"
+	OpNetResolve     Op = 202 // sysinfo::resolve_hostname
+	OpNetInterfaces  Op = 203 // sysinfo::list
+	OpNetConnections Op = 204 // sysinfo::list
+
+	// System operations (messages_sys.go).
+	OpSysInfo      Op = 300 // sysinfo::list: uname, hostname, cpus, uptime, loadavg, meminfo
+	OpSysDf        Op = 301 // sysinfo::list
+	OpSysDmesg     Op = 302 // sysinfo::list
+	OpSysctlGet    Op = 303 // file_system::read on /proc/sys/...
+	OpSysctlSet    Op = 304 // file_system::write on /proc/sys/...
+	OpSysctlLoad   Op = 305 // sysctl::load
+	OpSvc          Op = 400 // systemd:: status/start/stop/restart on systemd::Service
+	OpDaemonReload Op = 401 // systemd::daemon_reload
 )
 
 var opNames = map[Op]string{
 	OpStat: "stat", OpRead: "read", OpOpen: "open", OpList: "list",
 	OpWrite: "write", OpMkdir: "mkdir", OpRemove: "remove", OpExists: "exists",
+	OpChmod: "chmod", OpChown: "chown", OpMove: "move", OpCopy: "copy", OpTouch: "touch",
+	OpReadlink: "readlink", OpSymlink: "symlink", OpSetXattr: "setxattr", OpExecute: "execute",
+	OpWalk:     "walk",
+	OpProcList: "proc_list", OpProcKill: "proc_kill", OpProcFDs: "proc_fds", OpProcLsof: "proc_lsof",
+	OpNetGet: "net_get", OpNetConnect: "net_connect", OpNetResolve: "net_resolve",
+	OpNetInterfaces: "net_interfaces", OpNetConnections: "net_connections",
+	OpSysInfo: "sys_info", OpSysDf: "sys_df", OpSysDmesg: "sys_dmesg", OpSysctlGet: "sysctl_get",
+	OpSysctlSet: "sysctl_set", OpSysctlLoad: "sysctl_load", OpSvc: "svc", OpDaemonReload: "daemon_reload",
 }
 
 func (o Op) String() string {
@@ -96,5 +144,10 @@ func (o Op) String() string {
 
 // Ops lists every defined op, in numeric order.
 func Ops() []Op {
-	return []Op{OpStat, OpRead, OpOpen, OpList, OpWrite, OpMkdir, OpRemove, OpExists}
+	ops := make([]Op, 0, len(opNames))
+	for o := range opNames {
+		ops = append(ops, o)
+	}
+	slices.Sort(ops)
+	return ops
 }
