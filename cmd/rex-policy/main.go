@@ -1,6 +1,6 @@
 // Command rex-policy is the operators' tool for rex's Cedar policies: it
-// validates policy files against the schema the broker uses, and prints that
-// schema.
+// validates policy files against the schema the broker uses, prints that
+// schema, and runs policy test files (see test.go for their format).
 //
 // Trust: runs as the invoking operator with no privileges of its own; its
 // inputs are the operator's policy files.
@@ -21,10 +21,12 @@ const usage = `usage:
   rex-policy test FILE...           run policy test cases
 `
 
-// Exit codes: 0 success, 1 internal error, 2 usage or validation error.
+// Exit codes: 0 success, 1 internal error or a failed test, 2 usage or
+// validation error (including a test file that cannot be run).
 const (
 	exitOK       = 0
 	exitInternal = 1
+	exitFail     = 1
 	exitInvalid  = 2
 )
 
@@ -46,8 +48,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, authz.SchemaText())
 		return exitOK
 	case "test":
-		fmt.Fprintln(stderr, "rex-policy test: not implemented yet")
-		return exitInvalid
+		return testCmd(rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
