@@ -329,7 +329,7 @@ func (s *session) opList(body []byte) (any, *os.File, error) {
 // every decision, but a refusal only hides the entry, so it is not a
 // denial of the run.
 func (s *session) authorizeQuiet(a authz.Action, r authz.Resource) bool {
-	d := s.run.policies.Authorize(s.run.principal, a, r, nil)
+	d := s.run.decide(a, r, nil)
 	s.run.audit.decision(s.run, a.String(), r.String(), d)
 	return d.Allow
 }

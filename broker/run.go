@@ -97,6 +97,9 @@ type Job struct {
 	Args       []byte // JSON object
 	Timeout    time.Duration
 	PeerPID    int
+	// Learn, when set, makes the run allow and record every request (rex-exec
+	// --learn, standalone only); see Learner.
+	Learn *Learner
 }
 
 // run is the state of one run shared by its session and the audit log.
@@ -109,6 +112,7 @@ type run struct {
 	log       io.Writer
 	written   atomic.Int64
 	maxWrite  int64
+	learn     *Learner
 }
 
 func (r *run) logf(format string, args ...any) {
@@ -140,6 +144,7 @@ func (r *Runner) Run(ctx context.Context, job *Job) *ipc.Result {
 	rn := &run{
 		id: newRunID(), principal: job.Principal, policies: job.Policies, fs: r.fs,
 		audit: r.audit, log: r.cfg.Log, maxWrite: r.cfg.Limits.WriteBytes,
+		learn: job.Learn,
 	}
 	res := r.run(ctx, rn, job)
 	res.RunID = rn.id

@@ -140,7 +140,7 @@ func (s *session) reply(req *ipc.Request, body any, fd *os.File, herr error) err
 // authorize asks Cedar, writes the audit record and, on deny, records the
 // denial for the result and returns the uniform denial error.
 func (s *session) authorize(a authz.Action, r authz.Resource, ctx map[string]any) error {
-	d := s.run.policies.Authorize(s.run.principal, a, r, ctx)
+	d := s.run.decide(a, r, ctx)
 	s.run.audit.decision(s.run, a.String(), r.String(), d)
 	if d.Allow {
 		return nil
