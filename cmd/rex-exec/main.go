@@ -49,6 +49,8 @@ type options struct {
 	timeout                                    time.Duration
 	args, argsJSON                             stringList
 	learn                                      bool
+	// learner records a --learn run; set by learnRun.
+	learner *broker.Learner
 }
 
 func main() {
@@ -103,13 +105,12 @@ func run(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	if o.learn {
-		fmt.Fprintln(stderr, "rex-exec: --learn is not available in this version")
-		return 2
-	}
 	if o.timeout <= 0 {
 		fmt.Fprintln(stderr, "rex-exec: --timeout must be positive")
 		return 2
+	}
+	if o.learn {
+		return learnRun(&o, pos[0], stdin, stdout, stderr)
 	}
 
 	res := execute(&o, pos[0], stdin)
@@ -208,7 +209,7 @@ func standalone(o *options, script []byte, name string, args []byte) *ipc.Result
 	defer stop()
 	return r.Run(ctx, &broker.Job{
 		Principal: broker.PrincipalFor(uint32(os.Getuid()), gids), Policies: ps,
-		Script: script, ScriptName: name, Args: args, Timeout: o.timeout, PeerPID: os.Getpid(),
+		Script: script, ScriptName: name, Args: args, Timeout: o.timeout, PeerPID: os.Getpid(), Learn: o.learner,
 	})
 }
 
