@@ -3,6 +3,7 @@ package ipc
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"sync"
@@ -34,14 +35,24 @@ func SocketPair() (broker, worker *os.File, err error) {
 	return os.NewFile(uintptr(fds[0]), "rex-broker-end"), os.NewFile(uintptr(fds[1]), "rex-worker-end"), nil
 }
 
-// PacketConn is one end of the socketpair: one message per packet, with
-// deadlines through Go's poller.
+// PacketConn is one end of the socketpair: one message per packet. The
+// broker's end goes through Go's poller (deadlines); the worker's end is
+// raw blocking syscalls on its descriptor, so the locked-down worker holds
+// no epoll or eventfd descriptor beside the socket.
 type PacketConn struct {
-	c     *net.UnixConn
+	c     *net.UnixConn // nil in raw mode
+	raw   int
 	wmu   sync.Mutex
 	rbuf  []byte
 	oob   []byte
 	maxFD int
+}
+
+// NewRawPacketConn uses fd (which it takes over) with blocking sendmsg and
+// recvmsg and no deadlines. fd stays the same number.
+func NewRawPacketConn(fd int, maxFDs int) *PacketConn {
+	return &PacketConn{raw: fd, rbuf: make([]byte, MaxPacket+1),
+		oob: make([]byte, unix.CmsgSpace(4*(maxFDs+1))), maxFD: maxFDs}
 }
 
 // NewPacketConn wraps f (which it takes over) as a PacketConn that accepts
@@ -61,15 +72,34 @@ func NewPacketConn(f *os.File, maxFDs int) (*PacketConn, error) {
 	// many arrives with its extra descriptors visible (and closed) rather
 	// than silently dropped by the kernel.
 	oob := unix.CmsgSpace(4 * (maxFDs + 1))
-	return &PacketConn{c: uc, rbuf: make([]byte, MaxPacket+1), oob: make([]byte, oob), maxFD: maxFDs}, nil
+	return &PacketConn{c: uc, raw: -1, rbuf: make([]byte, MaxPacket+1), oob: make([]byte, oob), maxFD: maxFDs}, nil
 }
 
 // Close closes the connection.
-func (p *PacketConn) Close() error { return p.c.Close() }
+func (p *PacketConn) Close() error {
+	if p.c == nil {
+		return unix.Close(p.raw)
+	}
+	return p.c.Close()
+}
+
+// errNoDeadline: raw connections block; only the broker sets deadlines.
+var errNoDeadline = errors.New("raw packet connection has no deadlines")
 
 // SetReadDeadline and SetWriteDeadline bound the next Recv or Send.
-func (p *PacketConn) SetReadDeadline(t time.Time) error  { return p.c.SetReadDeadline(t) }
-func (p *PacketConn) SetWriteDeadline(t time.Time) error { return p.c.SetWriteDeadline(t) }
+func (p *PacketConn) SetReadDeadline(t time.Time) error {
+	if p.c == nil {
+		return errNoDeadline
+	}
+	return p.c.SetReadDeadline(t)
+}
+
+func (p *PacketConn) SetWriteDeadline(t time.Time) error {
+	if p.c == nil {
+		return errNoDeadline
+	}
+	return p.c.SetWriteDeadline(t)
+}
 
 // Send writes one packet, with fd (if not nil) in SCM_RIGHTS.
 func (p *PacketConn) Send(b []byte, fd *os.File) error {
@@ -82,15 +112,40 @@ func (p *PacketConn) Send(b []byte, fd *os.File) error {
 	}
 	p.wmu.Lock()
 	defer p.wmu.Unlock()
+	if p.c == nil {
+		for {
+			err := unix.Sendmsg(p.raw, b, oob, nil, 0)
+			if err != unix.EINTR {
+				return err
+			}
+		}
+	}
 	_, _, err := p.c.WriteMsgUnix(b, oob, nil)
 	return err
+}
+
+func (p *PacketConn) recvmsg() (n, oobn, flags int, err error) {
+	if p.c != nil {
+		n, oobn, flags, _, err = p.c.ReadMsgUnix(p.rbuf, p.oob)
+		return n, oobn, flags, err
+	}
+	for {
+		n, oobn, flags, _, err = unix.Recvmsg(p.raw, p.rbuf, p.oob, unix.MSG_CMSG_CLOEXEC)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err == nil && n == 0 && oobn == 0 {
+		err = io.EOF // the peer closed: a seqpacket socket reads 0 bytes
+	}
+	return n, oobn, flags, err
 }
 
 // Recv reads one packet. The returned slice is valid until the next Recv.
 // Every descriptor that arrived is either returned (at most maxFDs) or
 // closed; more than maxFDs, or any truncation, is an error.
 func (p *PacketConn) Recv() ([]byte, []*os.File, error) {
-	n, oobn, flags, _, err := p.c.ReadMsgUnix(p.rbuf, p.oob)
+	n, oobn, flags, err := p.recvmsg()
 	if err != nil {
 		return nil, nil, err
 	}

@@ -2,8 +2,10 @@ package ipc
 
 import (
 	"errors"
+	"io"
 	"os"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -142,5 +144,49 @@ func TestClientCall(t *testing.T) {
 	big := &WriteReq{Path: "/x", Data: make([]byte, MaxPacket)}
 	if _, err := c.Call(OpWrite, big, nil); CodeOf(err) != CodeLimit {
 		t.Fatalf("oversize call: %v", err)
+	}
+}
+
+// The worker's raw end: blocking syscalls on the same descriptor number,
+// descriptors received close-on-exec, EOF when the broker closes.
+func TestRawPacketConn(t *testing.T) {
+	bf, wf, err := SocketPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewPacketConn(bf, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wfd, _ := unix.Dup(int(wf.Fd()))
+	wf.Close()
+	w := NewRawPacketConn(wfd, MaxFDs)
+	defer w.Close()
+	if w.SetReadDeadline(time.Now()) == nil {
+		t.Fatal("raw connection claims deadlines")
+	}
+	f, _ := os.Open("/proc/self/status")
+	defer f.Close()
+	if err := b.Send([]byte{0x01}, f); err != nil {
+		t.Fatal(err)
+	}
+	pkt, files, err := w.Recv()
+	if err != nil || len(pkt) != 1 || pkt[0] != 1 || len(files) != 1 {
+		t.Fatalf("raw recv: %v %v %d", err, pkt, len(files))
+	}
+	flags, _ := unix.FcntlInt(files[0].Fd(), unix.F_GETFD, 0)
+	if flags&unix.FD_CLOEXEC == 0 {
+		t.Fatal("descriptor not close-on-exec")
+	}
+	files[0].Close()
+	if err := w.Send([]byte{0x02}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if pkt, _, err := b.Recv(); err != nil || pkt[0] != 2 {
+		t.Fatalf("broker recv: %v", err)
+	}
+	b.Close()
+	if _, _, err := w.Recv(); !errors.Is(err, io.EOF) {
+		t.Fatalf("after close: %v, want EOF", err)
 	}
 }

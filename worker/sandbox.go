@@ -346,10 +346,9 @@ func Lockdown() (*ipc.Client, error) {
 	if err := checkBrokerSocket(BrokerFD); err != nil {
 		return nil, fail(ExitSocket, "broker socket", err)
 	}
-	pc, err := ipc.NewPacketConn(os.NewFile(BrokerFD, "broker"), ipc.MaxFDs)
-	if err != nil {
-		return nil, fail(ExitSocket, "broker socket", err)
-	}
+	// Raw blocking I/O on fd 3: no runtime poller, so the worker's only
+	// descriptors are stdio and the broker socket.
+	pc := ipc.NewRawPacketConn(BrokerFD, ipc.MaxFDs)
 	if err := seccomp.Install(); err != nil {
 		return nil, fail(ExitSeccomp, "seccomp", err)
 	}
