@@ -27,6 +27,7 @@ import (
 )
 
 const usage = `usage: rex-exec [flags] SCRIPT.risor|-
+       rex-exec mcp [--socket PATH | --policy P] [--timeout D]   (MCP server on stdio)
 
 Runs a Risor script with every system operation checked against a Cedar
 policy, and prints the result (status, output, stdout, error, denials, ...).
@@ -97,9 +98,9 @@ func run(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "rex-exec: --output must be json, pretty-json or human, not %q\n", o.output)
 		return 2
 	}
+	// A script file named mcp is still reachable as ./mcp.
 	if len(pos) == 1 && pos[0] == "mcp" {
-		fmt.Fprintln(stderr, "rex-exec: the mcp server is not available in this version")
-		return 2
+		return serveMCP(&o, stdin, stdout, stderr)
 	}
 	if len(pos) != 1 {
 		fs.Usage()
@@ -158,14 +159,19 @@ func execute(o *options, scriptPath string, stdin io.Reader) *ipc.Result {
 		}
 		return standalone(o, script, name, args)
 	}
-	sock := o.socket
-	if sock == "" {
-		sock = os.Getenv("REX_SOCKET")
+	return remote(socketPath(o), &ipc.RunRequest{Script: script, ScriptName: name, Args: args, TimeoutMs: o.timeout.Milliseconds()})
+}
+
+// socketPath is the daemon's socket: --socket, else $REX_SOCKET, else the
+// default.
+func socketPath(o *options) string {
+	if o.socket != "" {
+		return o.socket
 	}
-	if sock == "" {
-		sock = "/run/rex/rex.sock"
+	if s := os.Getenv("REX_SOCKET"); s != "" {
+		return s
 	}
-	return remote(sock, &ipc.RunRequest{Script: script, ScriptName: name, Args: args, TimeoutMs: o.timeout.Milliseconds()})
+	return "/run/rex/rex.sock"
 }
 
 func readCapped(path string, max int64) ([]byte, error) {
