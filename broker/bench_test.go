@@ -1,0 +1,72 @@
+package broker
+
+import (
+	"testing"
+	"time"
+
+	"github.com/rex-sh/rex/authz"
+	"github.com/rex-sh/rex/broker/host"
+	"github.com/rex-sh/rex/ipc"
+)
+
+// benchSession serves a real session over a real socketpair and returns
+// the worker-side client, as rex-worker would hold it.
+func benchSession(b *testing.B, policy string) *ipc.Client {
+	b.Helper()
+	ps, err := authz.LoadFiles([]authz.File{{Name: "bench.cedar", Data: []byte(policy)}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	fs, err := host.New()
+	if err != nil {
+		b.Fatal(err)
+	}
+	bf, wf, err := ipc.SocketPair()
+	if err != nil {
+		b.Fatal(err)
+	}
+	pc, err := ipc.NewPacketConn(bf, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	wpc, err := ipc.NewPacketConn(wf, ipc.MaxFDs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rn := &run{id: "bench", principal: authz.Principal{Name: "bench", UID: 1000}, policies: ps, fs: fs,
+		audit: newAuditLog(nil), maxWrite: 1 << 30}
+	s := &session{run: rn, pc: pc}
+	done := make(chan struct{})
+	go func() { _ = s.serve(time.Now().Add(time.Hour)); close(done) }()
+	b.Cleanup(func() { wpc.Close(); <-done; pc.Close(); fs.Close() })
+	return ipc.NewClient(wpc)
+}
+
+// BenchmarkSessionStat is the per-operation cost of the broker path:
+// decode, canonicalise, look up, authorise, reply (DESIGN §6, issue 7).
+func BenchmarkSessionStat(b *testing.B) {
+	c := benchSession(b, `permit(principal, action == file_system::Action::"stat", resource);`)
+	var fi ipc.FileInfo
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := c.Call(ipc.OpStat, &ipc.PathReq{Path: "/tmp"}, &fi); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkSessionRead4K reads a 4 KiB file through the three-permit read.
+func BenchmarkSessionRead4K(b *testing.B) {
+	dir := b.TempDir()
+	if err := writeFile4K(dir + "/f"); err != nil {
+		b.Fatal(err)
+	}
+	c := benchSession(b, `permit(principal, action in [file_system::Action::"open", file_system::Action::"read"], resource);`)
+	var rr ipc.ReadResp
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := c.Call(ipc.OpRead, &ipc.ReadReq{Path: dir + "/f"}, &rr); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
