@@ -63,6 +63,9 @@ func TestPolicyTestFiles(t *testing.T) {
 		{"bad decision", []string{file("bad_decision.json")}, exitInvalid, nil, []string{`decision must be allow, deny or invalid, not "maybe"`}},
 		{"policy does not load", []string{file("bad_policy.json")}, exitInvalid, nil, []string{"policies do not load", "policy.cedar:1:1: unrecognized action"}},
 		{"missing file", []string{file("nope.json")}, exitInvalid, nil, []string{"nope.json: open"}},
+		// The Rex-compatible policies, for every namespace (the end-to-end
+		// test runs their file operations through the binaries).
+		{"rex-compat", []string{"../../policies/rex-compat/tests.json"}, exitOK, []string{"25 passed, 0 failed\n"}, nil},
 		// rex's own scenario corpus is in the same format and must pass.
 		{"authz scenarios", globT(t, "../../authz/testdata/scenarios/*.json"), exitOK, []string{" passed, 0 failed\n"}, nil},
 	}

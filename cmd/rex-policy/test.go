@@ -21,6 +21,7 @@ import (
 //	  "description": "what is being pinned",
 //	  "policies": ["inline cedar text, one line per element"],
 //	  "policy_files": ["policy files or dirs, relative to the test file"],
+//	                  (a policy without @id is named "<path as written>:<line>")
 //	  "entities": [ Cedar JSON entities, as in entities.json ],
 //	  "requests": [{
 //	    "name": "...",
@@ -172,10 +173,11 @@ func loadTestPolicies(name string, tf *testFile) (*authz.PolicySet, error) {
 		in = append(in, authz.File{Name: "policy.cedar", Data: []byte(strings.Join(tf.Policies, "\n"))})
 	}
 	for _, p := range tf.PolicyFiles {
+		at := p
 		if !filepath.IsAbs(p) {
-			p = filepath.Join(filepath.Dir(name), p)
+			at = filepath.Join(filepath.Dir(name), p)
 		}
-		files, err := policyFiles(p)
+		files, err := policyFiles(at, p)
 		if err != nil {
 			return nil, fmt.Errorf("%w: policy_files: %v", errInvalidTest, err)
 		}
@@ -194,30 +196,34 @@ func loadTestPolicies(name string, tf *testFile) (*authz.PolicySet, error) {
 	return set, nil
 }
 
-// policyFiles reads a policy file, or every *.cedar file and entities.json
-// of a directory, as the broker's --policy-dir does.
-func policyFiles(p string) ([]authz.File, error) {
+// policyFiles reads the policy file at p, or every *.cedar file and
+// entities.json of the directory at p, as the broker's --policy-dir does.
+// Files are named after the path as written in the test file, so that the
+// fallback ids of policies without @id ("file:line") do not depend on the
+// directory rex-policy runs in.
+func policyFiles(p, written string) ([]authz.File, error) {
 	st, err := os.Stat(p)
 	if err != nil {
 		return nil, err
 	}
-	names := []string{p}
-	if st.IsDir() {
-		names, err = filepath.Glob(filepath.Join(p, "*.cedar"))
-		if err != nil {
-			return nil, err
-		}
-		if _, err := os.Stat(filepath.Join(p, authz.EntitiesFile)); err == nil {
-			names = append(names, filepath.Join(p, authz.EntitiesFile))
-		}
+	if !st.IsDir() {
+		b, err := os.ReadFile(p)
+		return []authz.File{{Name: filepath.Clean(written), Data: b}}, err
+	}
+	entries, err := os.ReadDir(p)
+	if err != nil {
+		return nil, err
 	}
 	var out []authz.File
-	for _, n := range names {
-		b, err := os.ReadFile(n)
+	for _, e := range entries {
+		if e.IsDir() || !(strings.HasSuffix(e.Name(), ".cedar") || e.Name() == authz.EntitiesFile) {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(p, e.Name()))
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, authz.File{Name: n, Data: b})
+		out = append(out, authz.File{Name: filepath.Join(written, e.Name()), Data: b})
 	}
 	return out, nil
 }
