@@ -15,6 +15,10 @@ var decoders = []func() any{
 	func() any { return &ListReq{} }, func() any { return &ListResp{} }, func() any { return &WriteReq{} },
 	func() any { return &WriteResp{} }, func() any { return &MkdirReq{} }, func() any { return &RemoveReq{} },
 	func() any { return &ExistsResp{} }, func() any { return &Result{} }, func() any { return &FileInfo{} },
+	func() any { return &ChmodReq{} }, func() any { return &ChownReq{} }, func() any { return &MoveReq{} },
+	func() any { return &CopyReq{} }, func() any { return &ReadlinkResp{} }, func() any { return &SymlinkReq{} },
+	func() any { return &SetXattrReq{} }, func() any { return &ExecuteReq{} }, func() any { return &ExecuteResp{} },
+	func() any { return &WalkReq{} }, func() any { return &WalkResp{} }, func() any { return &WalkEntry{} },
 }
 
 // FuzzDecode: no input makes a decoder panic, allocate past the input's
