@@ -8,7 +8,7 @@ TAGS    := netgo,osusergo
 WORKER_LDFLAGS := -linkmode external -extldflags "-static"
 TEST_TIMEOUT ?= 20m
 
-.PHONY: all build deps demo test vet fuzz clean
+.PHONY: all build deps demo test vet fuzz clean install
 
 all: build
 
@@ -43,6 +43,26 @@ fuzz: build
 		pkg=$$(grep -rlE "^func $$t\(" --include=*_test.go ipc authz | xargs dirname); \
 		echo "fuzz $$pkg $$t"; $(GO) test ./$$pkg -run '^$$' -fuzz "^$$t$$" -fuzztime $${FUZZTIME:-30s} || exit 1; \
 	done
+
+# install: binaries to $(PREFIX)/bin, rex-worker to $(PREFIX)/libexec/rex,
+# systemd units (with $(PREFIX) substituted) to $(UNITDIR), and the example
+# policies to /etc/rex/policies only when that directory does not exist yet,
+# so an operator's policies are never overwritten. DESTDIR stages a package.
+PREFIX  ?= /usr/local
+UNITDIR ?= /etc/systemd/system
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/libexec/rex $(DESTDIR)$(UNITDIR)
+	install -m 0755 $(BIN)/rex-exec $(BIN)/rex-broker $(BIN)/rex-policy $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 $(BIN)/rex-worker $(DESTDIR)$(PREFIX)/libexec/rex/
+	for u in rex-broker.service rex-broker.socket; do \
+		sed 's|/usr/local/|$(PREFIX)/|g' dist/systemd/$$u > $(DESTDIR)$(UNITDIR)/$$u && chmod 0644 $(DESTDIR)$(UNITDIR)/$$u; \
+	done
+	@if [ ! -d $(DESTDIR)/etc/rex/policies ]; then \
+		install -d -m 0755 $(DESTDIR)/etc/rex/policies && \
+		install -m 0644 policies/examples/*.cedar $(DESTDIR)/etc/rex/policies/ && \
+		echo "installed example policies in $(DESTDIR)/etc/rex/policies: review them before starting rex-broker"; \
+	else echo "$(DESTDIR)/etc/rex/policies exists: left as it is"; fi
+	@echo "next: groupadd --system rex; systemctl daemon-reload; systemctl enable --now rex-broker.socket"
 
 clean:
 	rm -rf $(BIN)

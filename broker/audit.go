@@ -3,6 +3,7 @@ package broker
 import (
 	"encoding/json"
 	"io"
+	"os"
 	"sync"
 	"time"
 
@@ -37,6 +38,69 @@ type AuditRecord struct {
 	ErrorType string   `json:"error_type,omitempty"`
 	Timeout   string   `json:"timeout,omitempty"`
 	Duration  int64    `json:"duration_ms,omitempty"`
+	// Limits are the run's effective limits (run_start); LimitsHit names
+	// those the run ran into (run_end): timeout, memory, output, write.
+	Limits    *AuditLimits `json:"limits,omitempty"`
+	LimitsHit []string     `json:"limits_hit,omitempty"`
+	// Degraded names the sandbox layers the operator accepted as missing
+	// with --allow-degraded, on every run they apply to.
+	Degraded []string `json:"degraded,omitempty"`
+	Reason   string   `json:"reason,omitempty"`
+}
+
+// AuditLimits is the limits part of a run_start record.
+type AuditLimits struct {
+	MemoryBytes int64  `json:"memory_bytes"`
+	Pids        int64  `json:"pids"`
+	OutputBytes int    `json:"output_bytes"`
+	WriteBytes  int64  `json:"write_bytes"`
+	WorkerUID   uint32 `json:"worker_uid,omitempty"`
+}
+
+// AuditFile is an append-only audit log file that can be reopened at the
+// same path, for log rotation (SIGUSR1 after the file was renamed).
+type AuditFile struct {
+	mu   sync.Mutex
+	path string
+	f    *os.File
+}
+
+// OpenAuditFile opens path for appending, creating it 0600.
+func OpenAuditFile(path string) (*AuditFile, error) {
+	a := &AuditFile{path: path}
+	return a, a.Reopen()
+}
+
+// Reopen opens the path again and switches to it; on failure the old file
+// stays in use, so no record is lost to a failed rotation.
+func (a *AuditFile) Reopen() error {
+	f, err := os.OpenFile(a.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	old := a.f
+	a.f = f
+	a.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
+	return nil
+}
+
+// Write writes one record; records are written whole in one write(2) on an
+// O_APPEND file, so concurrent writers never interleave lines.
+func (a *AuditFile) Write(b []byte) (int, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.f.Write(b)
+}
+
+// Close closes the file.
+func (a *AuditFile) Close() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.f.Close()
 }
 
 func (a *auditLog) write(rec *AuditRecord) {
@@ -65,17 +129,22 @@ func (a *auditLog) decision(r *run, action, resource string, d authz.Decision) {
 	})
 }
 
-func (a *auditLog) runStart(r *run, job *Job, timeout time.Duration) {
+func (a *auditLog) runStart(r *run, job *Job, timeout time.Duration, lim *AuditLimits) {
 	a.write(&AuditRecord{
 		Event: "run_start", RunID: r.id, Principal: r.principal.Name, UID: r.principal.UID,
-		PID: job.PeerPID, Timeout: timeout.String(),
+		PID: job.PeerPID, Timeout: timeout.String(), Limits: lim, Degraded: r.degraded,
 	})
 }
 
-func (a *auditLog) runEnd(r *run, res *ipc.Result) {
+// refused records a connection turned away before any run started.
+func (a *auditLog) refused(p string, uid uint32, pid int, reason string) {
+	a.write(&AuditRecord{Event: "refused", Principal: p, UID: uid, PID: pid, Decision: "deny", Reason: reason})
+}
+
+func (a *auditLog) runEnd(r *run, res *ipc.Result, hit []string) {
 	rec := &AuditRecord{
 		Event: "run_end", RunID: r.id, Principal: r.principal.Name, UID: r.principal.UID,
-		Status: res.Status, Duration: res.DurationMs,
+		Status: res.Status, Duration: res.DurationMs, LimitsHit: hit, Degraded: r.degraded,
 	}
 	if res.Error != nil {
 		rec.ErrorType = res.Error.ErrorType

@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -235,4 +237,106 @@ func writeFile(path, s string) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
+}
+
+// cgroupParents are the rex directories of every hierarchy a run may use.
+func cgroupParents() []string {
+	return []string{
+		filepath.Join(cgroupRoot, "rex"),
+		filepath.Join(cgroupRoot, "memory", "rex"),
+		filepath.Join(cgroupRoot, "pids", "rex"),
+	}
+}
+
+// SweepCgroups removes empty run groups left behind by a broker that was
+// killed before it could remove them. It only rmdirs: a group with live
+// processes belongs to a running broker (several may share a host), and the
+// kernel refuses to remove it. Groups younger than a minute are left alone
+// so that a group another broker has just created and not yet filled is
+// not taken from under it.
+func SweepCgroups() int {
+	n := 0
+	for _, parent := range cgroupParents() {
+		ents, err := os.ReadDir(parent)
+		if err != nil {
+			continue
+		}
+		for _, e := range ents {
+			if !e.IsDir() || !(strings.HasPrefix(e.Name(), "run-") || strings.HasPrefix(e.Name(), "probe-")) {
+				continue
+			}
+			if info, err := e.Info(); err != nil || time.Since(info.ModTime()) < time.Minute {
+				continue
+			}
+			if unix.Rmdir(filepath.Join(parent, e.Name())) == nil {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// CgroupJanitor is the body of the broker's janitor process: it reads
+// "+DIR" and "-DIR" lines from the broker (a group created, a group
+// removed) until the broker's end of the pipe closes, which happens however
+// the broker ends, SIGKILL included. Then it kills what is left in the
+// groups still live and removes them.
+func CgroupJanitor(r io.Reader) {
+	live := map[string]bool{}
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		line := sc.Text()
+		if len(line) < 2 || !underRexCgroup(line[1:]) {
+			continue
+		}
+		switch line[0] {
+		case '+':
+			live[line[1:]] = true
+		case '-':
+			delete(live, line[1:])
+		}
+	}
+	if len(live) == 0 {
+		return
+	}
+	cg := &cgroup{mode: cgroupV1}
+	for d := range live {
+		if _, err := os.Stat(filepath.Join(d, "cgroup.kill")); err == nil {
+			cg.mode = cgroupV2
+		}
+		cg.dirs = append(cg.dirs, d)
+	}
+	cg.remove()
+}
+
+func underRexCgroup(dir string) bool {
+	if filepath.Clean(dir) != dir {
+		return false
+	}
+	for _, p := range cgroupParents() {
+		if filepath.Dir(dir) == p {
+			return true
+		}
+	}
+	return false
+}
+
+// JanitorFeed returns an OnCgroup hook writing to the janitor's pipe.
+// Writes are whole lines under a lock; a janitor that went away makes them
+// fail, which costs nothing but the protection it gave.
+func JanitorFeed(w io.Writer) func(dirs []string, live bool) {
+	var mu sync.Mutex
+	return func(dirs []string, live bool) {
+		op := "-"
+		if live {
+			op = "+"
+		}
+		var b strings.Builder
+		for _, d := range dirs {
+			b.WriteString(op + d + "\n")
+		}
+		mu.Lock()
+		_, _ = io.WriteString(w, b.String())
+		mu.Unlock()
+	}
 }

@@ -34,6 +34,10 @@ type Daemon struct {
 	// MaxRuns and MaxRunsPerUser bound concurrent runs (0: unbounded); a
 	// run over either is refused at once with CodeBusy, never queued.
 	MaxRuns, MaxRunsPerUser int
+	// AllowGroups, when not empty, admits only peers with one of these
+	// gids as primary or supplementary group; everyone else is refused
+	// before the broker reads a byte from them.
+	AllowGroups []uint32
 
 	mu       sync.Mutex
 	running  int
@@ -42,7 +46,7 @@ type Daemon struct {
 	closing  bool
 	conns    sync.WaitGroup
 	cancelMu sync.Mutex
-	cancels  map[*net.UnixConn]context.CancelFunc
+	cancels  map[*net.UnixConn]context.CancelCauseFunc
 }
 
 // Listen creates the socket at path with the given mode and group (-1 keeps
@@ -89,7 +93,7 @@ func dirOf(p string) string {
 func (d *Daemon) Serve(ln *net.UnixListener) error {
 	d.mu.Lock()
 	d.ln = ln
-	d.cancels = map[*net.UnixConn]context.CancelFunc{}
+	d.cancels = map[*net.UnixConn]context.CancelCauseFunc{}
 	d.mu.Unlock()
 	for {
 		c, err := ln.AcceptUnix()
@@ -134,7 +138,7 @@ func (d *Daemon) Shutdown(ctx context.Context) {
 	}
 	d.cancelMu.Lock()
 	for _, cancel := range d.cancels {
-		cancel()
+		cancel(ErrShutdown)
 	}
 	d.cancelMu.Unlock()
 	<-done
@@ -148,11 +152,18 @@ func (d *Daemon) logf(format string, args ...any) {
 
 func (d *Daemon) serveConn(c *net.UnixConn) {
 	defer c.Close()
-	p, pid, err := PeerPrincipal(c)
+	uid, pid, gids, err := peerCred(c)
 	if err != nil {
 		d.logf("peer credentials: %v", err)
 		return
 	}
+	if !d.groupAllowed(gids) {
+		p := PrincipalFor(uid, gids[:1])
+		d.Runner.audit.refused(p.Name, uid, pid, "not in an allowed group (--allow-group)")
+		d.refuse(c, ipc.CodeDenied, "uid %d (pid %d) is not in a group allowed to use this broker", uid, pid)
+		return
+	}
+	p := PrincipalFor(uid, gids)
 	_ = c.SetDeadline(time.Now().Add(handshakeTimeout))
 	var hello ipc.Hello
 	if err := ipc.ReadFrameAs(c, ipc.MsgHello, &hello); err != nil {
@@ -185,8 +196,8 @@ func (d *Daemon) serveConn(c *net.UnixConn) {
 	}
 	defer d.release(p.UID)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
 	d.cancelMu.Lock()
 	d.cancels[c] = cancel
 	d.cancelMu.Unlock()
@@ -200,7 +211,7 @@ func (d *Daemon) serveConn(c *net.UnixConn) {
 	go func() {
 		var b [1]byte
 		_, _ = c.Read(b[:])
-		cancel()
+		cancel(nil)
 	}()
 
 	res := d.Runner.Run(ctx, &Job{
@@ -245,13 +256,37 @@ func (d *Daemon) refuse(c *net.UnixConn, code ipc.Code, format string, args ...a
 	_ = ipc.WriteFrame(c, ipc.MsgError, &ipc.ErrorMsg{Code: code, Message: msg})
 }
 
+func (d *Daemon) groupAllowed(gids []uint32) bool {
+	if len(d.AllowGroups) == 0 {
+		return true
+	}
+	for _, g := range gids {
+		for _, a := range d.AllowGroups {
+			if g == a {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // PeerPrincipal reads the peer's identity from the kernel: uid and pid from
 // SO_PEERCRED, supplementary groups from SO_PEERGROUPS (both fixed at
 // connect time), names from the host's user and group databases.
 func PeerPrincipal(c *net.UnixConn) (authz.Principal, int, error) {
-	raw, err := c.SyscallConn()
+	uid, pid, gids, err := peerCred(c)
 	if err != nil {
 		return authz.Principal{}, 0, err
+	}
+	return PrincipalFor(uid, gids), pid, nil
+}
+
+// peerCred returns the peer's uid, pid and groups, the primary group
+// first.
+func peerCred(c *net.UnixConn) (uint32, int, []uint32, error) {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return 0, 0, nil, err
 	}
 	var cred *unix.Ucred
 	var gids []uint32
@@ -266,10 +301,9 @@ func PeerPrincipal(c *net.UnixConn) (authz.Principal, int, error) {
 		err = serr
 	}
 	if err != nil {
-		return authz.Principal{}, 0, err
+		return 0, 0, nil, err
 	}
-	all := append([]uint32{cred.Gid}, gids...)
-	return PrincipalFor(cred.Uid, all), int(cred.Pid), nil
+	return cred.Uid, int(cred.Pid), append([]uint32{cred.Gid}, gids...), nil
 }
 
 func peerGroups(fd int) ([]uint32, error) {

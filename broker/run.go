@@ -49,7 +49,21 @@ type Config struct {
 	// broker runs workers as, one per live run.
 	WorkerUIDBase  uint32
 	WorkerUIDCount uint32
+	// Refuse names required sandbox layers found missing at start: every
+	// run is refused, naming them (fail closed).
+	Refuse []string
+	// Degraded names missing layers the operator accepted with
+	// --allow-degraded; every run logs and audits them.
+	Degraded []string
+	// OnCgroup, when set, hears of each run's cgroup directories as they
+	// are created (live) and removed, so that a watcher outside the broker
+	// can remove them if the broker dies.
+	OnCgroup func(dirs []string, live bool)
 }
+
+// ErrShutdown is the cancellation cause of runs the daemon kills at the
+// end of its shutdown grace period.
+var ErrShutdown = errors.New("the broker is shutting down")
 
 // Runner runs scripts, one fresh worker per run. It is safe for concurrent
 // use.
@@ -112,6 +126,8 @@ type run struct {
 	log       io.Writer
 	written   atomic.Int64
 	maxWrite  int64
+	degraded  []string
+	limitsHit []string
 	learn     *Learner
 }
 
@@ -143,10 +159,20 @@ func (r *Runner) Run(ctx context.Context, job *Job) *ipc.Result {
 	start := time.Now()
 	rn := &run{
 		id: newRunID(), principal: job.Principal, policies: job.Policies, fs: r.fs,
-		audit: r.audit, log: r.cfg.Log, maxWrite: r.cfg.Limits.WriteBytes,
+		audit: r.audit, log: r.cfg.Log, maxWrite: r.cfg.Limits.WriteBytes, degraded: r.cfg.Degraded,
 		learn: job.Learn,
 	}
-	res := r.run(ctx, rn, job)
+	var res *ipc.Result
+	if len(r.cfg.Refuse) > 0 {
+		res = failed(ipc.ErrInternal, "refusing to run scripts: sandbox layer missing on this host: %s (run `rex-broker doctor`; to accept the gap, start the broker with --allow-degraded=%s)",
+			strings.Join(r.cfg.Refuse, ", "), strings.Join(r.cfg.Refuse, ","))
+		rn.logf("refused: sandbox layer missing: %s", strings.Join(r.cfg.Refuse, ", "))
+	} else {
+		if len(rn.degraded) > 0 {
+			rn.logf("running degraded, without: %s (--allow-degraded)", strings.Join(rn.degraded, ", "))
+		}
+		res = r.run(ctx, rn, job)
+	}
 	res.RunID = rn.id
 	res.DurationMs = time.Since(start).Milliseconds()
 	if res.Denials == nil {
@@ -161,7 +187,10 @@ func (r *Runner) Run(ctx context.Context, job *Job) *ipc.Result {
 	if res.Alarms == nil {
 		res.Alarms = []ipc.Alarm{}
 	}
-	r.audit.runEnd(rn, res)
+	if rn.written.Load() > rn.maxWrite {
+		rn.limitsHit = append(rn.limitsHit, "write")
+	}
+	r.audit.runEnd(rn, res, rn.limitsHit)
 	return res
 }
 
@@ -187,8 +216,6 @@ func (r *Runner) run(ctx context.Context, rn *run, job *Job) *ipc.Result {
 	if job.Timeout > 0 && job.Timeout < timeout {
 		timeout = job.Timeout
 	}
-	r.audit.runStart(rn, job, timeout)
-
 	hostUID, hostGID := uint32(os.Getuid()), uint32(os.Getgid())
 	if r.privileged {
 		u, err := r.uids.get()
@@ -198,6 +225,10 @@ func (r *Runner) run(ctx context.Context, rn *run, job *Job) *ipc.Result {
 		defer r.uids.put(u)
 		hostUID, hostGID = u, u
 	}
+	r.audit.runStart(rn, job, timeout, &AuditLimits{
+		MemoryBytes: r.cfg.Limits.MemoryBytes, Pids: r.cfg.Limits.Pids, OutputBytes: r.cfg.Limits.StdoutBytes,
+		WriteBytes: r.cfg.Limits.WriteBytes, WorkerUID: hostUID,
+	})
 
 	brokerEnd, workerEnd, err := ipc.SocketPair()
 	if err != nil {
@@ -229,7 +260,15 @@ func (r *Runner) run(ctx context.Context, rn *run, job *Job) *ipc.Result {
 			}
 			return failed(ipc.ErrInternal, "cgroup setup failed: %v", err)
 		}
-		defer cg.remove()
+		if r.cfg.OnCgroup != nil {
+			r.cfg.OnCgroup(cg.dirs, true)
+		}
+		defer func() {
+			cg.remove()
+			if r.cfg.OnCgroup != nil {
+				r.cfg.OnCgroup(cg.dirs, false)
+			}
+		}()
 	}
 
 	deadline := time.Now().Add(timeout)
@@ -290,14 +329,20 @@ func (r *Runner) run(ctx context.Context, rn *run, job *Job) *ipc.Result {
 	res := &ipc.Result{Denials: sess.deniedList()}
 	switch {
 	case why == "timeout":
+		rn.limitsHit = append(rn.limitsHit, "timeout")
 		res.Status, res.Error = ipc.StatusError, &ipc.ResultError{ErrorType: ipc.ErrTimeout,
 			Message: fmt.Sprintf("script exceeded its time limit of %v", timeout)}
 	case why == "cancelled":
-		res.Status, res.Error = ipc.StatusError, &ipc.ResultError{ErrorType: ipc.ErrCommunication, Message: "run cancelled: the client went away"}
+		msg := "run cancelled: the client went away"
+		if errors.Is(context.Cause(ctx), ErrShutdown) {
+			msg = "run cancelled: " + ErrShutdown.Error()
+		}
+		res.Status, res.Error = ipc.StatusError, &ipc.ResultError{ErrorType: ipc.ErrCommunication, Message: msg}
 	case why == "violation" || sessErr != nil:
 		res.Status, res.Error = ipc.StatusError, &ipc.ResultError{ErrorType: ipc.ErrCommunication,
 			Message: "worker broke the protocol; session ended"}
 	case cg != nil && cg.oomKilled():
+		rn.limitsHit = append(rn.limitsHit, "memory")
 		res.Status, res.Error = ipc.StatusError, &ipc.ResultError{ErrorType: ipc.ErrResourceLimit,
 			Message: fmt.Sprintf("script exceeded its memory limit of %d MiB", r.cfg.Limits.MemoryBytes>>20)}
 	case fr.err != nil:
@@ -305,6 +350,12 @@ func (r *Runner) run(ctx context.Context, rn *run, job *Job) *ipc.Result {
 		rn.logf("worker ended without a result (%v): %s", waitErr, firstLines(stderr, 5))
 	default:
 		r.fillFromWorker(res, fr.wr)
+		if fr.wr.StdoutTruncated || len(fr.wr.Stdout) > r.cfg.Limits.StdoutBytes {
+			rn.limitsHit = append(rn.limitsHit, "output")
+		}
+	}
+	if res.Error != nil && res.Error.ErrorType == ipc.ErrResourceLimit && len(rn.limitsHit) == 0 {
+		rn.limitsHit = append(rn.limitsHit, "memory")
 	}
 	return res
 }
