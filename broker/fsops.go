@@ -95,7 +95,14 @@ func (s *session) lookup(p string, follow bool) (*target, error) {
 		return nil, err
 	}
 	obj, err := s.run.fs.Lookup(c, follow)
-	return &target{path: c, obj: obj, err: err}, nil
+	t := &target{path: c, obj: obj, err: err}
+	if obj != nil && follow {
+		// Authorise what the symlinks resolved to, never the link text:
+		// the resolved path has no symlink in it, so a symlinked
+		// directory is authorised as the directory it leads to.
+		t.path = obj.Path()
+	}
+	return t, nil
 }
 
 // parentDir looks up the directory holding t, for Rex's "open on the Dir".
@@ -109,7 +116,7 @@ func (s *session) authorizeParentOpen(t *target) error {
 		attrs = attrsOf(obj.Info())
 		obj.Close()
 	}
-	return s.authorize(actOpen, authz.DirResource(dir, attrs), nil)
+	return s.checkFile(actOpen, authz.DirResource(dir, attrs), nil)
 }
 
 // hostErr turns a host error into the script-facing error.
@@ -130,7 +137,7 @@ func (s *session) opStat(body []byte) (any, *os.File, error) {
 		return nil, nil, err
 	}
 	defer t.close()
-	if err := s.authorize(actStat, t.resource(), nil); err != nil {
+	if err := s.checkFile(actStat, t.resource(), nil); err != nil {
 		return nil, nil, err
 	}
 	if t.err != nil {
@@ -149,7 +156,7 @@ func (s *session) opExists(body []byte) (any, *os.File, error) {
 		return nil, nil, err
 	}
 	defer t.close()
-	if err := s.authorize(actStat, t.resource(), nil); err != nil {
+	if err := s.checkFile(actStat, t.resource(), nil); err != nil {
 		return nil, nil, err
 	}
 	if t.err != nil {
@@ -178,16 +185,21 @@ func (s *session) opRead(body []byte) (any, *os.File, error) {
 	if err := s.authorizeParentOpen(t); err != nil {
 		return nil, nil, err
 	}
-	if err := s.authorize(actOpen, res, nil); err != nil {
+	if err := s.checkFile(actOpen, res, nil); err != nil {
 		return nil, nil, err
 	}
-	if err := s.authorize(actRead, res, nil); err != nil {
+	redact, err := s.readPermit(res)
+	if err != nil {
 		return nil, nil, err
 	}
 	if t.err != nil {
 		return nil, nil, hostErr(t.err)
 	}
 	info := t.obj.Info()
+	if redact {
+		resp, err := s.redactedRead(t)
+		return resp, nil, err
+	}
 	if info.Kind == host.KindDir {
 		return nil, nil, ipc.Errorf(ipc.CodeIsDir, "%s is a directory", t.path)
 	}
@@ -233,17 +245,17 @@ func (s *session) opOpen(body []byte) (any, *os.File, error) {
 		return nil, nil, err
 	}
 	if missing && req.Create {
-		if err := s.authorize(actCreate, res, nil); err != nil {
+		if err := s.checkFile(actCreate, res, nil); err != nil {
 			return nil, nil, err
 		}
-	} else if err := s.authorize(actOpen, res, nil); err != nil {
+	} else if err := s.checkFile(actOpen, res, nil); err != nil {
 		return nil, nil, err
 	}
 	act := actRead
 	if writing {
 		act = actWrite
 	}
-	if err := s.authorize(act, res, nil); err != nil {
+	if err := s.checkFile(act, res, nil); err != nil {
 		return nil, nil, err
 	}
 	if missing && req.Create {
@@ -289,10 +301,10 @@ func (s *session) opList(body []byte) (any, *os.File, error) {
 		attrs = attrsOf(obj.Info())
 	}
 	dir := authz.DirResource(c, attrs)
-	if err := s.authorize(actOpen, dir, nil); err != nil {
+	if err := s.checkFile(actOpen, dir, nil); err != nil {
 		return nil, nil, err
 	}
-	if err := s.authorize(actRead, dir, nil); err != nil {
+	if err := s.checkFile(actRead, dir, nil); err != nil {
 		return nil, nil, err
 	}
 	if lerr != nil {
@@ -318,7 +330,7 @@ func (s *session) opList(body []byte) (any, *os.File, error) {
 		} else {
 			r = authz.FileResource(p, a)
 		}
-		if s.authorizeQuiet(actStat, r) {
+		if s.visible(actStat, r) {
 			out.Entries = append(out.Entries, infoOf(p, e.Info, e.Target))
 		}
 	}
@@ -350,11 +362,11 @@ func (s *session) opWrite(body []byte) (any, *os.File, error) {
 	res := t.resource()
 	missing := t.err != nil && host.Code(t.err) == ipc.CodeNotFound
 	if missing {
-		if err := s.authorize(actCreate, res, nil); err != nil {
+		if err := s.checkFile(actCreate, res, nil); err != nil {
 			return nil, nil, err
 		}
 	}
-	if err := s.authorize(actWrite, res, nil); err != nil {
+	if err := s.checkFile(actWrite, res, nil); err != nil {
 		return nil, nil, err
 	}
 	if t.err != nil && !missing {
@@ -411,7 +423,7 @@ func (s *session) opMkdir(body []byte) (any, *os.File, error) {
 		}
 	}
 	for _, d := range todo {
-		if err := s.authorize(actCreate, authz.DirResource(d, nil), nil); err != nil {
+		if err := s.checkFile(actCreate, authz.DirResource(d, nil), nil); err != nil {
 			return nil, nil, err
 		}
 		if err := s.run.fs.Mkdir(d, mode); err != nil {
@@ -433,7 +445,7 @@ func (s *session) opRemove(body []byte) (any, *os.File, error) {
 		return nil, nil, err
 	}
 	defer t.close()
-	if err := s.authorize(actDelete, t.resource(), nil); err != nil {
+	if err := s.checkFile(actDelete, t.resource(), nil); err != nil {
 		return nil, nil, err
 	}
 	if t.err != nil {

@@ -49,6 +49,10 @@ type Config struct {
 	// broker runs workers as, one per live run.
 	WorkerUIDBase  uint32
 	WorkerUIDCount uint32
+	// DNSServer ("host:port"), when set, is the only DNS server the broker
+	// asks for the names of network operations; empty uses the system's
+	// resolver.
+	DNSServer string
 	// Refuse names required sandbox layers found missing at start: every
 	// run is refused, naming them (fail closed).
 	Refuse []string
@@ -59,6 +63,14 @@ type Config struct {
 	// are created (live) and removed, so that a watcher outside the broker
 	// can remove them if the broker dies.
 	OnCgroup func(dirs []string, live bool)
+	// Protected are paths scripts may never modify whatever the policy
+	// says (the policy directory), added to the built-in mandatory deny
+	// list with the worker binary; Secret are paths they may not even read
+	// (the socket directory).
+	Protected, Secret []string
+	// RedactionDict is the file of line patterns for redacted_read; empty
+	// or unreadable means every line is redacted.
+	RedactionDict string
 }
 
 // ErrShutdown is the cancellation cause of runs the daemon kills at the
@@ -73,6 +85,8 @@ type Runner struct {
 	audit      *auditLog
 	privileged bool
 	uids       *uidPool
+	mandatory  *mandatoryList
+	redact     *redactor
 	cgroups    cgroupMode
 	active     sync.WaitGroup
 }
@@ -91,7 +105,9 @@ func NewRunner(cfg Config) (*Runner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open host file system: %w", err)
 	}
-	r := &Runner{cfg: cfg, fs: fs, audit: newAuditLog(cfg.Audit), privileged: os.Geteuid() == 0}
+	r := &Runner{cfg: cfg, fs: fs, audit: newAuditLog(cfg.Audit), privileged: os.Geteuid() == 0,
+		mandatory: newMandatoryList(cfg.Secret, append([]string{cfg.WorkerPath}, cfg.Protected...)),
+		redact:    loadRedactor(cfg.RedactionDict)}
 	if r.privileged {
 		r.uids = newUIDPool(cfg.WorkerUIDBase, cfg.WorkerUIDCount)
 		r.cgroups = detectCgroups()
@@ -129,6 +145,9 @@ type run struct {
 	degraded  []string
 	limitsHit []string
 	learn     *Learner
+	dnsServer string
+	mandatory *mandatoryList
+	redact    *redactor
 }
 
 func (r *run) logf(format string, args ...any) {
@@ -160,8 +179,9 @@ func (r *Runner) Run(ctx context.Context, job *Job) *ipc.Result {
 	rn := &run{
 		id: newRunID(), principal: job.Principal, policies: job.Policies, fs: r.fs,
 		audit: r.audit, log: r.cfg.Log, maxWrite: r.cfg.Limits.WriteBytes, degraded: r.cfg.Degraded,
-		learn: job.Learn,
+		learn: job.Learn, mandatory: r.mandatory, redact: r.redact,
 	}
+	rn.dnsServer = r.cfg.DNSServer
 	var res *ipc.Result
 	if len(r.cfg.Refuse) > 0 {
 		res = failed(ipc.ErrInternal, "refusing to run scripts: sandbox layer missing on this host: %s (run `rex-broker doctor`; to accept the gap, start the broker with --allow-degraded=%s)",

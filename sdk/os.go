@@ -134,11 +134,17 @@ func (o *OS) RemoveAll(name string) error {
 	return callNoFD(o.c, ipc.OpRemove, &ipc.RemoveReq{Path: name, Recursive: true, Force: true}, nil)
 }
 
-// Rename is not offered yet: it needs a broker op checking move and create.
-func (o *OS) Rename(oldpath, newpath string) error { return errUnsupported("rename") }
+// Rename moves an object through the broker, like fs.mv: move on the
+// source, create on the destination (and delete on a replaced one).
+func (o *OS) Rename(oldpath, newpath string) error {
+	return callNoFD(o.c, ipc.OpMove, &ipc.MoveReq{Src: oldpath, Dst: newpath}, nil)
+}
 
-// Symlink is not offered yet: it needs a broker op checking create.
-func (o *OS) Symlink(oldname, newname string) error { return errUnsupported("symlink") }
+// Symlink makes newname a symlink to oldname through the broker, like
+// fs.symlink without force.
+func (o *OS) Symlink(oldname, newname string) error {
+	return callNoFD(o.c, ipc.OpSymlink, &ipc.SymlinkReq{Target: oldname, Link: newname}, nil)
+}
 
 // WalkDir walks a tree with one broker listing per directory, in lexical
 // order, with fs.WalkDir's SkipDir and SkipAll semantics.

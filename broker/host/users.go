@@ -85,3 +85,31 @@ func parseNameDB(data []byte) map[uint32]string {
 	}
 	return m
 }
+
+// UserID resolves a login name or a decimal uid.
+func UserID(name string) (uint32, bool) { return users.id(name) }
+
+// GroupID resolves a group name or a decimal gid.
+func GroupID(name string) (uint32, bool) { return groups.id(name) }
+
+// id finds the id of name; a decimal string is taken as the id itself, as
+// chown(1) does for names that do not exist.
+func (db *nameDB) id(name string) (uint32, bool) {
+	db.mu.Lock()
+	db.refresh()
+	var found uint32
+	ok := false
+	for id, n := range db.names {
+		if n == name && (!ok || id < found) {
+			found, ok = id, true
+		}
+	}
+	db.mu.Unlock()
+	if ok {
+		return found, true
+	}
+	if v, err := strconv.ParseUint(name, 10, 32); err == nil && v != 1<<32-1 {
+		return uint32(v), true
+	}
+	return 0, false
+}

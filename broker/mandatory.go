@@ -1,0 +1,158 @@
+package broker
+
+import (
+	"path"
+	"strings"
+
+	"github.com/rex-sh/rex/authz"
+	"github.com/rex-sh/rex/ipc"
+)
+
+// MandatoryDenyID is the policy id that denials by the mandatory deny list
+// carry in results and audit records.
+const MandatoryDenyID = "rex-mandatory-deny"
+
+// The mandatory deny list (SECURITY-TESTS F12) is applied in the broker
+// before Cedar, so that no policy, however broad, lets a script take over
+// the host through the places that run code or hold credentials later:
+// rex's own policies, socket and worker binary, sudo, cron, systemd units,
+// shell start-up files, git hooks and SSH keys. Two classes:
+//
+//   - secret: nothing but stat (memory and environment of processes, the
+//     broker's own /proc entries, the broker's socket directory);
+//   - protected: may be read (a policy may grant that), never written,
+//     created, deleted, moved, chmod'ed, chown'ed, given xattrs or executed.
+//
+// Patterns are canonical paths where "*" matches exactly one component;
+// a pattern covers the object and everything below it. A delete or move
+// of a directory that holds a protected object is refused too.
+var (
+	defaultSecret = []string{
+		"/proc/*/mem", "/proc/*/environ", "/proc/*/root", "/proc/*/cwd", "/proc/*/fd",
+		"/proc/*/map_files", "/proc/self", "/proc/thread-self", "/proc/kcore",
+		"/dev/mem", "/dev/kmem", "/dev/port", "/run/rex",
+	}
+	defaultProtected = []string{
+		"/etc/rex", "/etc/sudoers", "/etc/sudoers.d", "/etc/crontab", "/etc/cron.d", "/etc/cron.hourly",
+		"/etc/cron.daily", "/etc/cron.weekly", "/etc/cron.monthly", "/var/spool/cron", "/etc/anacrontab",
+		"/etc/systemd", "/lib/systemd", "/usr/lib/systemd", "/run/systemd/system", "/etc/init.d",
+		"/etc/ld.so.preload", "/etc/pam.d", "/etc/profile", "/etc/profile.d", "/etc/bash.bashrc",
+		"/root/.ssh", "/home/*/.ssh",
+	}
+	// Shell and tool start-up files of any home directory.
+	homeDotfiles = []string{
+		".bashrc", ".bash_profile", ".bash_login", ".bash_logout", ".profile", ".zshrc",
+		".zprofile", ".zshenv", ".zlogin", ".cshrc", ".tcshrc", ".config/autostart", ".config/systemd",
+	}
+	// Names protected wherever they are.
+	protectedAnywhere = []string{"authorized_keys", "authorized_keys2"}
+)
+
+// readOnlyActions are what a protected object still allows, if Cedar does.
+var readOnlyActions = map[string]bool{"open": true, "read": true, "stat": true, "redacted_read": true}
+
+// mandatoryList is the deny list of one runner.
+type mandatoryList struct {
+	secret, protected []string
+}
+
+// newMandatoryList adds the operator's extra protected paths (the policy
+// directory, the socket directory, the worker binary) to the defaults.
+func newMandatoryList(extraSecret, extraProtected []string) *mandatoryList {
+	m := &mandatoryList{
+		secret:    append(append([]string(nil), defaultSecret...), extraSecret...),
+		protected: append([]string(nil), defaultProtected...),
+	}
+	for _, h := range []string{"/root", "/home/*"} {
+		for _, d := range homeDotfiles {
+			m.protected = append(m.protected, h+"/"+d)
+		}
+	}
+	for _, p := range extraProtected {
+		if c, err := authz.Canonical(p); err == nil && p != "" {
+			m.protected = append(m.protected, c)
+		}
+	}
+	return m
+}
+
+// denies reports whether action (a file_system action name) on the
+// canonical path p is refused whatever the policy says.
+func (m *mandatoryList) denies(action, p string) bool {
+	if m == nil || action == "stat" {
+		return false
+	}
+	for _, pat := range m.secret {
+		if covers(pat, p) {
+			return true
+		}
+	}
+	if readOnlyActions[action] {
+		return false
+	}
+	tree := action == "delete" || action == "move"
+	for _, pat := range m.protected {
+		if covers(pat, p) || (tree && covers(p, pat)) {
+			return true
+		}
+	}
+	for _, c := range strings.Split(p, "/") {
+		for _, n := range protectedAnywhere {
+			if c == n {
+				return true
+			}
+		}
+	}
+	return strings.Contains(p+"/", "/.git/hooks/") || (tree && path.Base(p) == ".git")
+}
+
+// covers reports whether pattern pat matches p or an ancestor of p, "*"
+// matching one component. With p a pattern and pat a path (the ancestor
+// test of denies), "*" in p is matched the same way.
+func covers(pat, p string) bool {
+	pc, xc := strings.Split(strings.Trim(pat, "/"), "/"), strings.Split(strings.Trim(p, "/"), "/")
+	if pat == "/" {
+		return true
+	}
+	if p == "/" || len(xc) < len(pc) {
+		return false
+	}
+	for i, c := range pc {
+		if c != "*" && xc[i] != "*" && c != xc[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// mandatoryDeny refuses a request on the deny list with the uniform
+// denial, recorded and audited like a Cedar deny.
+func (s *session) mandatoryDeny(a authz.Action, r authz.Resource) error {
+	if !s.run.mandatory.denies(a.Name, r.ID()) {
+		return nil
+	}
+	d := authz.Decision{PolicyIDs: []string{MandatoryDenyID}}
+	s.run.audit.decision(s.run, a.String(), r.String(), d)
+	den := ipc.Denial{Action: a.String(), Resource: r.String(), PolicyIDs: []string{MandatoryDenyID}}
+	s.mu.Lock()
+	s.denials = append(s.denials, den)
+	s.mu.Unlock()
+	return &ipc.Error{Code: ipc.CodeDenied, Message: authz.DenialMessage(s.run.principal.Name, a, r), Denial: &den}
+}
+
+// checkFile is every file handler's authorisation: the mandatory deny list
+// first, then Cedar.
+func (s *session) checkFile(a authz.Action, r authz.Resource, ctx map[string]any) error {
+	if err := s.mandatoryDeny(a, r); err != nil {
+		return err
+	}
+	return s.authorize(a, r, ctx)
+}
+
+// visible is the listing form of checkFile: a refusal hides the entry.
+func (s *session) visible(a authz.Action, r authz.Resource) bool {
+	if s.run.mandatory.denies(a.Name, r.ID()) {
+		return false
+	}
+	return s.authorizeQuiet(a, r)
+}
