@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 
 	"github.com/rex-sh/rex/authz"
 )
@@ -75,6 +76,14 @@ func validate(paths []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "rex-policy:", err)
 		return exitInternal
 	}
+	for _, id := range set.IDs() {
+		if fallbackID.MatchString(id) {
+			fmt.Fprintf(stderr, "%s:1: warning: policy has no @id; audit records and denials will name it %q, which changes when lines move\n", id, id)
+		}
+	}
 	fmt.Fprintf(stdout, "ok: %d policies\n", set.Len())
 	return exitOK
 }
+
+// fallbackID matches the id authz gives a policy without @id: file:line.
+var fallbackID = regexp.MustCompile(`\.cedar:\d+$`)

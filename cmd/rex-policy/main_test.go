@@ -21,7 +21,7 @@ func TestRun(t *testing.T) {
 		code     int
 		out, err string
 	}{
-		{[]string{"validate", good}, 0, "ok: 2 policies\n", ""},
+		{[]string{"validate", good}, 0, "ok: 2 policies\n", good + ":3:1: warning: policy has no @id"},
 		{[]string{"validate", demo}, 0, "ok: 3 policies\n", ""},
 		{[]string{"validate", bad}, 2, "", bad + ":3:1: "},
 		{[]string{"validate", filepath.Join(dir, "missing")}, 2, "", "missing: "},
