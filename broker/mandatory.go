@@ -2,6 +2,7 @@ package broker
 
 import (
 	"path"
+	"path/filepath"
 	"strings"
 
 	"github.com/rex-sh/rex/authz"
@@ -60,7 +61,7 @@ type mandatoryList struct {
 // directory, the socket directory, the worker binary) to the defaults.
 func newMandatoryList(extraSecret, extraProtected []string) *mandatoryList {
 	m := &mandatoryList{
-		secret:    append(append([]string(nil), defaultSecret...), extraSecret...),
+		secret:    append([]string(nil), defaultSecret...),
 		protected: append([]string(nil), defaultProtected...),
 	}
 	for _, h := range []string{"/root", "/home/*"} {
@@ -68,11 +69,8 @@ func newMandatoryList(extraSecret, extraProtected []string) *mandatoryList {
 			m.protected = append(m.protected, h+"/"+d)
 		}
 	}
-	for _, p := range extraProtected {
-		if c, err := authz.Canonical(p); err == nil && p != "" {
-			m.protected = append(m.protected, c)
-		}
-	}
+	m.protected = appendCanonical(m.protected, extraProtected)
+	m.secret = appendCanonical(m.secret[:len(defaultSecret)], extraSecret)
 	return m
 }
 
@@ -155,4 +153,20 @@ func (s *session) visible(a authz.Action, r authz.Resource) bool {
 		return false
 	}
 	return s.authorizeQuiet(a, r)
+}
+
+// appendCanonical adds operator paths, made absolute against the current
+// directory (rex-exec's --policy may be relative) and canonical.
+func appendCanonical(list, paths []string) []string {
+	for _, p := range paths {
+		if p == "" {
+			continue
+		}
+		if a, err := filepath.Abs(p); err == nil {
+			if c, err := authz.Canonical(a); err == nil {
+				list = append(list, c)
+			}
+		}
+	}
+	return list
 }

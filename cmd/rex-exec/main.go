@@ -201,7 +201,8 @@ func standalone(o *options, script []byte, name string, args []byte) *ipc.Result
 		defer f.Close()
 		audit = f
 	}
-	r, err := broker.NewRunner(broker.Config{WorkerPath: wp, Audit: audit, Log: os.Stderr})
+	r, err := broker.NewRunner(broker.Config{WorkerPath: wp, Audit: audit, Log: os.Stderr,
+		RedactionDict: os.Getenv("REX_REDACTION_DICT"), Protected: []string{o.policy}})
 	if err != nil {
 		return errorResult(ipc.ErrInternal, "%v", err)
 	}
