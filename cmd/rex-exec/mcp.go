@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"slices"
 	"sync"
 	"time"
@@ -324,7 +323,9 @@ func (s *mcpServer) toolsCall(id json.RawMessage, params json.RawMessage) {
 	timeout := s.opts.timeout
 	if a.Timeout != nil {
 		t := *a.Timeout
-		if !(t > 0) || math.IsInf(t, 0) || time.Duration(t*float64(time.Second)) > mcpMaxTimeout {
+		// Compared as floats: converting a huge value to a Duration first
+		// would overflow.
+		if !(t > 0) || t > mcpMaxTimeout.Seconds() {
 			s.fail(id, rpcInvalidParams, fmt.Sprintf("tools/call arguments: timeout_seconds must be in (0, %d]", int(mcpMaxTimeout.Seconds())))
 			return
 		}
