@@ -53,6 +53,10 @@ type Config struct {
 	// asks for the names of network operations; empty uses the system's
 	// resolver.
 	DNSServer string
+	// DNSServer ("host:port"), when set, is the only DNS server the broker
+	// asks for the names of network operations; empty uses the system's
+	// resolver.
+	DNSServer string
 	// Refuse names required sandbox layers found missing at start: every
 	// run is refused, naming them (fail closed).
 	Refuse []string
@@ -146,6 +150,7 @@ type run struct {
 	limitsHit []string
 	learn     *Learner
 	dnsServer string
+	dnsServer string
 	mandatory *mandatoryList
 	redact    *redactor
 }
@@ -181,6 +186,7 @@ func (r *Runner) Run(ctx context.Context, job *Job) *ipc.Result {
 		audit: r.audit, log: r.cfg.Log, maxWrite: r.cfg.Limits.WriteBytes, degraded: r.cfg.Degraded,
 		learn: job.Learn, mandatory: r.mandatory, redact: r.redact,
 	}
+	rn.dnsServer = r.cfg.DNSServer
 	rn.dnsServer = r.cfg.DNSServer
 	var res *ipc.Result
 	if len(r.cfg.Refuse) > 0 {

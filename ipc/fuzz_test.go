@@ -8,6 +8,15 @@ import (
 // decoders lists one fresh value of every message type a peer can send;
 // FuzzDecode picks one by its first argument.
 var decoders = []func() any{
+	// Process, network and system messages (messages_sys.go).
+	func() any { return &ProcListResp{} }, func() any { return &ProcKillReq{} }, func() any { return &PIDReq{} },
+	func() any { return &ProcFDsResp{} }, func() any { return &LsofReq{} }, func() any { return &NetGetReq{} },
+	func() any { return &NetGetResp{} }, func() any { return &NetConnectReq{} }, func() any { return &NetConnectResp{} },
+	func() any { return &HostReq{} }, func() any { return &NetResolveResp{} }, func() any { return &NetInterfacesResp{} },
+	func() any { return &NetConnectionsResp{} }, func() any { return &SysInfoReq{} }, func() any { return &SysInfoResp{} },
+	func() any { return &DfReq{} }, func() any { return &DfResp{} }, func() any { return &DmesgReq{} },
+	func() any { return &LinesResp{} }, func() any { return &SysctlReq{} }, func() any { return &SysctlResp{} },
+	func() any { return &SysctlLoadResp{} },
 	func() any { return &Hello{} }, func() any { return &HelloAck{} }, func() any { return &RunRequest{} },
 	func() any { return &ErrorMsg{} }, func() any { return &Start{} }, func() any { return &WorkerResult{} },
 	func() any { return &Request{} }, func() any { return &Response{} }, func() any { return &PathReq{} },

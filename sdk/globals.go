@@ -108,6 +108,9 @@ func Globals(c Caller, out *Output, args *object.Map) map[string]any {
 	g["args"] = args
 	// The rex modules.
 	g["fs"] = newFSModule(c)
+	g["proc"] = newProcModule(c)
+	g["net"] = newNetModule(c)
+	g["sys"] = newSysModule(c)
 	g["log"] = newLogModule(out)
 	g["metrics"] = newMetricsModule(out)
 	g["alarms"] = newAlarmsModule(out)
