@@ -68,6 +68,7 @@ func run(argv []string) int {
 	writeBytes := fs.Int64("write-bytes", broker.DefaultLimits.WriteBytes, "bytes one run may write to host files")
 	grace := fs.Duration("shutdown-grace", 30*time.Second, "on SIGTERM, how long running scripts may finish before they are killed")
 	redactionDict := fs.String("redaction-dict", broker.DefaultRedactionDict, "redaction dictionary of redacted_read (printf-style line patterns)")
+	dnsServer := fs.String("dns-server", "", "host:port of the only DNS server asked for the names of net operations (default: the system resolver)")
 	watch := fs.Bool("watch", true, "reload policies when files in --policy-dir change (as on SIGHUP)")
 	if err := fs.Parse(argv); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -154,6 +155,7 @@ func run(argv []string) int {
 		WorkerPath: wp, Limits: limits, Audit: audit, Log: os.Stderr,
 		WorkerUIDBase: uidBase, WorkerUIDCount: uidCount, Refuse: refused, Degraded: accepted,
 		RedactionDict: *redactionDict, Protected: []string{*policyDir}, Secret: []string{*socket},
+		DNSServer: *dnsServer,
 	}
 	if os.Geteuid() == 0 {
 		if n := broker.SweepCgroups(); n > 0 {

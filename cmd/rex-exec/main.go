@@ -37,6 +37,9 @@ Modes:
   --policy P      standalone: rex-exec plays the broker for this run, with your own
                   privileges, and still sandboxes the script (P is a .cedar file or a dir)
 
+Environment (standalone): REX_AUDIT_LOG (audit JSON lines), REX_REDACTION_DICT,
+  REX_DNS_SERVER=host:port (the only DNS server asked for net.* names).
+
 Flags:
 `
 
@@ -202,7 +205,10 @@ func standalone(o *options, script []byte, name string, args []byte) *ipc.Result
 		audit = f
 	}
 	r, err := broker.NewRunner(broker.Config{WorkerPath: wp, Audit: audit, Log: os.Stderr,
-		RedactionDict: os.Getenv("REX_REDACTION_DICT"), Protected: []string{o.policy}})
+		RedactionDict: os.Getenv("REX_REDACTION_DICT"), Protected: []string{o.policy},
+		// The caller's own broker may ask another DNS server (tests,
+		// split horizon): it resolves names for the caller only.
+		DNSServer: os.Getenv("REX_DNS_SERVER")})
 	if err != nil {
 		return errorResult(ipc.ErrInternal, "%v", err)
 	}
