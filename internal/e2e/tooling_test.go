@@ -359,6 +359,8 @@ func TestRexCompatDecisions(t *testing.T) {
 		runCompat(t, pol, []compatCase{
 			{name: "create, read, mkdir, delete", script: fmt.Sprintf(`fs.write(%[1]q + "/a", "1"); fs.mkdir(%[1]q + "/d/e", {parents: true}); assert(fs.cat(%[1]q + "/a") == "1"); fs.rm(%[1]q + "/d", {recursive: true}); fs.rm(%[1]q + "/a"); keys(fs.ls(%[1]q))`, data)},
 			{name: "outside the tree", script: fmt.Sprintf(`fs.write(%q, "y")`, root+"/srv/app/outside"), deniedAction: "write", deniedResource: file("/srv/app/outside"), policyIDs: []string{}},
+			{name: "move within", script: fmt.Sprintf(`fs.write(%[1]q + "/m", "1"); fs.mv(%[1]q + "/m", %[1]q + "/n"); fs.cat(%[1]q + "/n")`, data)},
+			{name: "move out", script: fmt.Sprintf(`fs.mv(%q, %q)`, data+"/n", root+"/srv/app/n"), deniedAction: "move", deniedResource: file("/srv/app/data/n"), policyIDs: []string{}},
 		})
 	})
 	t.Run("operations", func(t *testing.T) {
