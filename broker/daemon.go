@@ -161,6 +161,12 @@ func (d *Daemon) serveConn(c *net.UnixConn) {
 		p := PrincipalFor(uid, gids[:1])
 		d.Runner.audit.refused(p.Name, uid, pid, "not in an allowed group (--allow-group)")
 		d.refuse(c, ipc.CodeDenied, "uid %d (pid %d) is not in a group allowed to use this broker", uid, pid)
+		// Let the client finish sending its hello, unread, so that it
+		// reads the refusal instead of a broken pipe; bounded in time and
+		// size.
+		_ = c.CloseWrite()
+		_ = c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		_, _ = io.Copy(io.Discard, io.LimitReader(c, 64<<10))
 		return
 	}
 	p := PrincipalFor(uid, gids)
