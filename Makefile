@@ -8,7 +8,7 @@ TAGS    := netgo,osusergo
 WORKER_LDFLAGS := -linkmode external -extldflags "-static"
 TEST_TIMEOUT ?= 20m
 
-.PHONY: all build deps demo test vet fuzz clean install
+.PHONY: all build deps demo test vet fuzz hostile clean install
 
 all: build
 
@@ -63,6 +63,15 @@ install: build
 		echo "installed example policies in $(DESTDIR)/etc/rex/policies: review them before starting rex-broker"; \
 	else echo "$(DESTDIR)/etc/rex/policies exists: left as it is"; fi
 	@echo "next: groupadd --system rex; systemctl daemon-reload; systemctl enable --now rex-broker.socket"
+
+# The hostile suite (SECURITY-TESTS.md): every attack as a test named after
+# its id, then the table. Strict: a skipped attack is a failure.
+# REX_HOSTILE_LONG=1 runs the long floods and smuggling loops.
+HOSTILE_RUN := '^Test[A-Z][0-9][0-9]_|^TestSeccompProfile'
+hostile: build
+	@REX_BIN_DIR=$(CURDIR)/$(BIN) REX_TEST_ROOT=1 REX_TEST_STRICT=1 \
+		$(GO) test -count=1 -json -timeout $(TEST_TIMEOUT) -run $(HOSTILE_RUN) ./internal/hostile ./broker ./seccomp \
+		| $(GO) run ./internal/hostile/cmd/report
 
 clean:
 	rm -rf $(BIN)
