@@ -380,7 +380,7 @@ func (r *Runner) run(ctx context.Context, rn *run, job *Job) *ipc.Result {
 			rn.limitsHit = append(rn.limitsHit, "output")
 		}
 	}
-	if res.Error != nil && res.Error.ErrorType == ipc.ErrResourceLimit && len(rn.limitsHit) == 0 {
+	if res.Error != nil && res.Error.ErrorType == ipc.ErrResourceLimit && len(rn.limitsHit) == 0 && rn.written.Load() <= rn.maxWrite {
 		rn.limitsHit = append(rn.limitsHit, "memory")
 	}
 	return res

@@ -753,3 +753,95 @@ forbid(principal, action, resource == file_system::File::%q);
 	o = rexExecAs(context.Background(), t, nil, b.socket, script)
 	wantStatus(t, o, ipc.StatusSuccess, "", 0)
 }
+
+// Per-run limits come from the broker's flags; the client can only ask for
+// less. Each limit hit is named in the run_end record.
+func TestDaemonRunLimits(t *testing.T) {
+	f := newFixture(t)
+	b := startBroker(t, policyDir(t, f), nil, "--timeout", "1s", "--output-bytes", "16", "--write-bytes", "100")
+	ctx := context.Background()
+
+	o := rexExecAs(ctx, t, nil, b.socket, `for {}`, "--timeout", "30s")
+	wantStatus(t, o, ipc.StatusError, ipc.ErrTimeout, 5)
+	if o.took > 5*time.Second {
+		t.Errorf("client's 30s beat the broker's 1s cap: took %v", o.took)
+	}
+	o = rexExecAs(ctx, t, nil, b.socket, `print("0123456789012345678901234567890123456789")`)
+	wantStatus(t, o, ipc.StatusSuccess, "", 0)
+	if !strings.HasPrefix(o.res.Stdout, "0123456789012345\n[rex: stdout truncated at 16 bytes]") {
+		t.Errorf("stdout not capped at 16 bytes: %q", o.res.Stdout)
+	}
+	o = rexExecAs(ctx, t, nil, b.socket, fmt.Sprintf(`fs.write(%q, strings.repeat("x", 60)); fs.write(%q, strings.repeat("y", 60))`,
+		f.data+"/out/a", f.data+"/out/b"))
+	if o.res.Status != ipc.StatusError || !strings.Contains(o.res.Error.Message, "write quota") {
+		t.Errorf("second write past the 100-byte quota: %s", o.raw)
+	}
+	if _, err := os.Stat(f.data + "/out/b"); err == nil {
+		if st, _ := os.Stat(f.data + "/out/b"); st.Size() > 0 {
+			t.Errorf("write past the quota reached the file (%d bytes)", st.Size())
+		}
+	}
+
+	starts, ends := auditEvents(t, b.audit, "run_start"), auditEvents(t, b.audit, "run_end")
+	if len(starts) != 3 || len(ends) != 3 {
+		t.Fatalf("%d run_start, %d run_end records", len(starts), len(ends))
+	}
+	if starts[0]["timeout"] != "1s" {
+		t.Errorf("run_start timeout %v, want the broker's cap 1s", starts[0]["timeout"])
+	}
+	lim, _ := starts[0]["limits"].(map[string]any)
+	if lim["output_bytes"] != float64(16) || lim["write_bytes"] != float64(100) {
+		t.Errorf("run_start limits %v", lim)
+	}
+	for i, want := range []string{"timeout", "output", "write"} {
+		if hit, _ := ends[i]["limits_hit"].([]any); len(hit) != 1 || hit[0] != want {
+			t.Errorf("run_end %d limits_hit %v, want [%s]", i, ends[i]["limits_hit"], want)
+		}
+	}
+}
+
+// Socket activation: the broker serves on the listening socket passed as
+// fd 3 with LISTEN_PID/LISTEN_FDS, as systemd's rex-broker.socket does, and
+// leaves the socket file to its owner.
+func TestDaemonSocketActivation(t *testing.T) {
+	testutil.RequireRoot(t)
+	f := newFixture(t)
+	bin := testutil.Binaries(t)
+	dir, err := os.MkdirTemp("", "rex-e2e-")
+	must(t, err)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "activated.sock")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	must(t, err)
+	ln.SetUnlinkOnClose(false)
+	lf, err := ln.File()
+	must(t, err)
+	ln.Close()
+	defer lf.Close()
+	// sh sets LISTEN_PID to its own pid, which exec keeps for rex-broker.
+	cmd := exec.Command("/bin/sh", "-c", `export LISTEN_PID=$$ LISTEN_FDS=1; exec "$0" "$@"`,
+		filepath.Join(bin, "rex-broker"), "--socket", filepath.Join(dir, "unused.sock"), "--policy-dir", policyDir(t, f),
+		"--audit-log", filepath.Join(dir, "audit.jsonl"))
+	cmd.ExtraFiles = []*os.File{lf}
+	logb := &lockedBuffer{}
+	cmd.Stderr = logb
+	must(t, cmd.Start())
+	lf.Close()
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		<-done
+		if _, err := os.Stat(sock); err != nil {
+			t.Errorf("broker removed the socket systemd owns: %v", err)
+		}
+	}()
+	o := rexExecAs(context.Background(), t, nil, sock, `40 + 2`)
+	wantStatus(t, o, ipc.StatusSuccess, "", 0)
+	if !strings.Contains(logb.String(), "serving on the socket passed by systemd") {
+		t.Errorf("broker did not use the passed socket:\n%s", logb.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "unused.sock")); err == nil {
+		t.Error("broker created --socket although it was socket-activated")
+	}
+}
