@@ -113,3 +113,21 @@ func (db *nameDB) id(name string) (uint32, bool) {
 	}
 	return 0, false
 }
+
+// PrimaryGID is the login group of uid in /etc/passwd.
+func PrimaryGID(uid uint32) (uint32, bool) {
+	data, err := os.ReadFile(users.path)
+	if err != nil {
+		return 0, false
+	}
+	for line := range bytes.SplitSeq(data, []byte{'\n'}) {
+		f := bytes.SplitN(line, []byte{':'}, 5)
+		if len(f) < 5 || string(f[2]) != strconv.FormatUint(uint64(uid), 10) {
+			continue
+		}
+		if g, err := strconv.ParseUint(string(f[3]), 10, 32); err == nil {
+			return uint32(g), true
+		}
+	}
+	return 0, false
+}
