@@ -184,17 +184,16 @@ func probeNamespace(kind string, flag uintptr) (LayerStatus, string) {
 	return LayerOK, ""
 }
 
-// probeSeccomp loads an allow-all filter into a throwaway thread: the
-// goroutine stays locked to its thread and exits, so the runtime discards
-// the thread with its filter (and no_new_privs) instead of reusing it.
+// probeSeccomp loads an allow-all filter into a throwaway thread, which
+// the runtime discards with its filter (and no_new_privs) instead of
+// reusing it for other goroutines.
 func probeSeccomp() (LayerStatus, string) {
 	type res struct {
 		st     LayerStatus
 		detail string
 	}
 	ch := make(chan res, 1)
-	go func() {
-		runtime.LockOSThread()
+	onThrowawayThread(func() {
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 			ch <- res{LayerMissing, fmt.Sprintf("prctl(PR_SET_NO_NEW_PRIVS): %v", err)}
 			return
@@ -208,9 +207,29 @@ func probeSeccomp() (LayerStatus, string) {
 			return
 		}
 		ch <- res{LayerOK, ""}
-	}()
+	})
 	r := <-ch
 	return r.st, r.detail
+}
+
+// onThrowawayThread runs f on an OS thread that ends when f returns: the
+// goroutine exits still locked to it, so the runtime terminates the thread.
+// The main thread is the exception (the runtime parks it instead), so on
+// the main thread f runs on another thread while this one stays locked.
+func onThrowawayThread(f func()) {
+	done := make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		if unix.Gettid() == unix.Getpid() {
+			onThrowawayThread(f)
+			runtime.UnlockOSThread()
+			close(done)
+			return
+		}
+		defer close(done)
+		f()
+	}()
+	<-done
 }
 
 func probeOpenat2() (LayerStatus, string) {
