@@ -845,3 +845,30 @@ func TestDaemonSocketActivation(t *testing.T) {
 		t.Error("broker created --socket although it was socket-activated")
 	}
 }
+
+// A run keeps the policy set it started with: a reload mid-run changes
+// decisions for new runs only.
+func TestDaemonReloadKeepsRunningSet(t *testing.T) {
+	f := newFixture(t)
+	dir := policyDir(t, f)
+	b := startBroker(t, dir, nil)
+	hello := f.data + "/hello.txt"
+	res := make(chan outcome, 1)
+	go func() {
+		res <- rexExecAs(context.Background(), t, nil, b.socket, fmt.Sprintf(`a := fs.cat(%q); time.sleep(2); a + fs.cat(%q)`, hello, hello))
+	}()
+	for i := 0; i < 500 && len(auditEvents(t, b.audit, "decision")) == 0; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	must(t, os.WriteFile(filepath.Join(dir, "late.cedar"), []byte(fmt.Sprintf(`@id("late-forbid")
+forbid(principal, action, resource == file_system::File::%q);
+`, hello)), 0o644))
+	b.waitLog(t, "reloaded")
+	o := rexExecAs(context.Background(), t, nil, b.socket, fmt.Sprintf(`fs.cat(%q)`, hello))
+	wantStatus(t, o, ipc.StatusError, ipc.ErrAccessDenied, 3)
+	o = <-res
+	wantStatus(t, o, ipc.StatusSuccess, "", 0)
+	if string(o.res.Output) != `"hello world\nhello world\n"` {
+		t.Errorf("running script's output %s", o.res.Output)
+	}
+}
