@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -38,7 +39,7 @@ var (
 
 // sharedFS is opened once, like the daemon's, so that its descriptors are
 // part of every baseline.
-func sharedFS(t *testing.T) *host.FS {
+func sharedFS(t testing.TB) *host.FS {
 	t.Helper()
 	hostFSOnce.Do(func() {
 		hostFS, hostFSErr = host.New()
@@ -57,6 +58,16 @@ func sharedFS(t *testing.T) *host.FS {
 		t.Fatalf("host.New: %v", hostFSErr)
 	}
 	return hostFS
+}
+
+// testRun is a run as Runner.Run builds it, with the built-in mandatory
+// deny list, for principal alice.
+func testRun(fs *host.FS, ps *authz.PolicySet, audit, log io.Writer) *run {
+	return &run{
+		id: "rawpeer", principal: authz.Principal{Name: "alice", UID: 4242}, policies: ps, fs: fs,
+		audit: newAuditLog(audit), log: log, maxWrite: 1 << 20,
+		mandatory: newMandatoryList(nil, nil), redact: loadRedactor(""),
+	}
 }
 
 type lockedBuffer struct {
@@ -137,11 +148,7 @@ func newRawPeer(t *testing.T, deadline time.Duration) *rawPeer {
 	}
 	p := &rawPeer{t: t, dir: dir, sentinel: sentinel, wf: w, fd: int(w.Fd()), done: make(chan struct{}),
 		audit: &lockedBuffer{}, log: &lockedBuffer{}}
-	rn := &run{
-		id: "rawpeer", principal: authz.Principal{Name: "alice", UID: 4242}, policies: ps, fs: fs,
-		audit: newAuditLog(p.audit), log: p.log, maxWrite: 1 << 20,
-	}
-	p.sess = &session{run: rn, pc: pc}
+	p.sess = &session{run: testRun(fs, ps, p.audit, p.log), pc: pc}
 	go func() {
 		p.endErr = p.sess.serve(time.Now().Add(deadline))
 		close(p.done)
