@@ -239,6 +239,17 @@ func writeFile(path, s string) error {
 	return nil
 }
 
+// cgroupDirs returns the directories newCgroup creates for name.
+func cgroupDirs(mode cgroupMode, name string) []string {
+	switch mode {
+	case cgroupV2:
+		return []string{filepath.Join(cgroupRoot, "rex", name)}
+	case cgroupV1:
+		return []string{filepath.Join(cgroupRoot, "memory", "rex", name), filepath.Join(cgroupRoot, "pids", "rex", name)}
+	}
+	return nil
+}
+
 // cgroupParents are the rex directories of every hierarchy a run may use.
 func cgroupParents() []string {
 	return []string{

@@ -53,10 +53,6 @@ type Config struct {
 	// asks for the names of network operations; empty uses the system's
 	// resolver.
 	DNSServer string
-	// DNSServer ("host:port"), when set, is the only DNS server the broker
-	// asks for the names of network operations; empty uses the system's
-	// resolver.
-	DNSServer string
 	// Refuse names required sandbox layers found missing at start: every
 	// run is refused, naming them (fail closed).
 	Refuse []string
@@ -150,7 +146,6 @@ type run struct {
 	limitsHit []string
 	learn     *Learner
 	dnsServer string
-	dnsServer string
 	mandatory *mandatoryList
 	redact    *redactor
 }
@@ -186,7 +181,6 @@ func (r *Runner) Run(ctx context.Context, job *Job) *ipc.Result {
 		audit: r.audit, log: r.cfg.Log, maxWrite: r.cfg.Limits.WriteBytes, degraded: r.cfg.Degraded,
 		learn: job.Learn, mandatory: r.mandatory, redact: r.redact,
 	}
-	rn.dnsServer = r.cfg.DNSServer
 	rn.dnsServer = r.cfg.DNSServer
 	var res *ipc.Result
 	if len(r.cfg.Refuse) > 0 {
@@ -274,6 +268,13 @@ func (r *Runner) run(ctx context.Context, rn *run, job *Job) *ipc.Result {
 
 	var cg *cgroup
 	if r.cgroups != cgroupNone {
+		// Tell the janitor before the groups exist, so that a broker
+		// killed at any point after this leaves none it does not know of.
+		dirs := cgroupDirs(r.cgroups, "run-"+rn.id)
+		if r.cfg.OnCgroup != nil {
+			r.cfg.OnCgroup(dirs, true)
+			defer r.cfg.OnCgroup(dirs, false)
+		}
 		cg, err = newCgroup(r.cgroups, "run-"+rn.id, r.cfg.Limits.MemoryBytes, r.cfg.Limits.Pids)
 		if err == nil {
 			err = cg.add(wp.cmd.Process.Pid)
@@ -286,15 +287,7 @@ func (r *Runner) run(ctx context.Context, rn *run, job *Job) *ipc.Result {
 			}
 			return failed(ipc.ErrInternal, "cgroup setup failed: %v", err)
 		}
-		if r.cfg.OnCgroup != nil {
-			r.cfg.OnCgroup(cg.dirs, true)
-		}
-		defer func() {
-			cg.remove()
-			if r.cfg.OnCgroup != nil {
-				r.cfg.OnCgroup(cg.dirs, false)
-			}
-		}()
+		defer cg.remove()
 	}
 
 	deadline := time.Now().Add(timeout)

@@ -430,7 +430,12 @@ func TestDaemonKillBrokerMidRun(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	dirs := existing(runCgroupDirs(runID))
+	var dirs []string
+	for i := 0; i < 300 && len(dirs) == 0; i++ {
+		if dirs = existing(runCgroupDirs(runID)); len(dirs) == 0 {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 	if len(dirs) == 0 {
 		t.Fatalf("run %s has no cgroup directory", runID)
 	}
