@@ -38,9 +38,11 @@ test: build
 	$(GO) vet ./...
 	REX_BIN_DIR=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
+# Packages with fuzz targets; FUZZTIME (default 30s) is per target.
+FUZZ_PKGS := ipc authz broker cmd/rex-exec
 fuzz: build
-	@for t in $$(grep -rhoE '^func (Fuzz[A-Za-z0-9_]+)' --include=*_test.go ipc authz | sed 's/func //'); do \
-		pkg=$$(grep -rlE "^func $$t\(" --include=*_test.go ipc authz | xargs dirname); \
+	@for t in $$(grep -rhoE '^func (Fuzz[A-Za-z0-9_]+)' --include=*_test.go $(FUZZ_PKGS) | sed 's/func //'); do \
+		pkg=$$(grep -rlE "^func $$t\(" --include=*_test.go $(FUZZ_PKGS) | xargs dirname); \
 		echo "fuzz $$pkg $$t"; $(GO) test ./$$pkg -run '^$$' -fuzz "^$$t$$" -fuzztime $${FUZZTIME:-30s} || exit 1; \
 	done
 
