@@ -16,7 +16,7 @@ var decoders = []func() any{
 	func() any { return &NetConnectionsResp{} }, func() any { return &SysInfoReq{} }, func() any { return &SysInfoResp{} },
 	func() any { return &DfReq{} }, func() any { return &DfResp{} }, func() any { return &DmesgReq{} },
 	func() any { return &LinesResp{} }, func() any { return &SysctlReq{} }, func() any { return &SysctlResp{} },
-	func() any { return &SysctlLoadResp{} },
+	func() any { return &SysctlLoadResp{} }, func() any { return &SvcReq{} }, func() any { return &SvcResp{} },
 	func() any { return &Hello{} }, func() any { return &HelloAck{} }, func() any { return &RunRequest{} },
 	func() any { return &ErrorMsg{} }, func() any { return &Start{} }, func() any { return &WorkerResult{} },
 	func() any { return &Request{} }, func() any { return &Response{} }, func() any { return &PathReq{} },

@@ -216,3 +216,21 @@ type SysctlLoadResp struct {
 	Applied int      `msgpack:"applied"`
 	Errors  []string `msgpack:"errors"`
 }
+
+// SvcReq asks systemd to act on Unit: Action is status, start, stop or
+// restart.
+type SvcReq struct {
+	Unit   string `msgpack:"unit"`
+	Action string `msgpack:"action"`
+}
+
+// SvcResp reports a unit: its state for status, the queued job's object
+// path for start, stop and restart.
+type SvcResp struct {
+	Unit        string `msgpack:"unit"`
+	Description string `msgpack:"description"`
+	LoadState   string `msgpack:"load_state"`
+	ActiveState string `msgpack:"active_state"`
+	SubState    string `msgpack:"sub_state"`
+	Job         string `msgpack:"job"`
+}

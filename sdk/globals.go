@@ -111,6 +111,7 @@ func Globals(c Caller, out *Output, args *object.Map) map[string]any {
 	g["proc"] = newProcModule(c)
 	g["net"] = newNetModule(c)
 	g["sys"] = newSysModule(c)
+	g["svc"] = newSvcModule(c)
 	g["log"] = newLogModule(out)
 	g["metrics"] = newMetricsModule(out)
 	g["alarms"] = newAlarmsModule(out)

@@ -20,7 +20,7 @@ func TestGlobalsPinned(t *testing.T) {
 	want := append([]string{
 		"print", "printf", "errorf",
 		"base64", "bytes", "errors", "json", "math", "rand", "regexp", "strconv", "strings", "time",
-		"fmt", "filepath", "os", "args", "fs", "proc", "net", "sys", "log", "metrics", "alarms",
+		"fmt", "filepath", "os", "args", "fs", "proc", "net", "sys", "svc", "log", "metrics", "alarms",
 	}, pureBuiltins...)
 	sort.Strings(want)
 	g := Globals(sdktest.New(), NewOutput(0), object.NewMap(nil))

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"encoding/binary"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -16,6 +18,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/rex-sh/rex/broker/host"
 )
 
 // Network tests (N01–N03 of SECURITY-TESTS.md). Everything they contact is
@@ -384,5 +388,176 @@ func TestN03_ResponseBombs(t *testing.T) {
 				t.Errorf("took %v, want under %v", o.took, c.within)
 			}
 		})
+	}
+}
+
+// fakeSystemd owns org.freedesktop.systemd1 on a private dbus-daemon and
+// answers the Manager methods the broker uses, recording each call. Known
+// units are active and running; others are NoSuchUnit.
+type fakeSystemd struct {
+	sock  string
+	mu    sync.Mutex
+	calls []string
+}
+
+func startFakeSystemd(t *testing.T, units ...string) *fakeSystemd {
+	t.Helper()
+	bin, err := exec.LookPath("dbus-daemon")
+	if err != nil {
+		t.Fatalf("dbus-daemon not installed (apt-get install dbus-daemon): %v", err)
+	}
+	dir := t.TempDir()
+	f := &fakeSystemd{sock: filepath.Join(dir, "bus")}
+	conf := filepath.Join(dir, "bus.conf")
+	must(t, os.WriteFile(conf, []byte(`<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig><type>system</type><listen>unix:path=`+f.sock+`</listen><auth>EXTERNAL</auth>
+<policy context="default"><allow user="*"/><allow own="*"/><allow send_destination="*"/><allow receive_sender="*"/></policy>
+</busconfig>`), 0o644))
+	cmd := exec.Command(bin, "--config-file="+conf, "--nofork", "--nopidfile", "--print-address")
+	out, err := cmd.StdoutPipe()
+	must(t, err)
+	must(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
+		t.Fatalf("dbus-daemon: %v", err)
+	}
+	bus, err := host.DialBus(f.sock)
+	must(t, err)
+	t.Cleanup(func() { bus.Close() })
+	if r, err := bus.Call("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "RequestName", "su", "org.freedesktop.systemd1", uint32(4)); err != nil || r[0] != uint32(1) {
+		t.Fatalf("RequestName: %v %v", r, err)
+	}
+	known := map[string]bool{}
+	for _, u := range units {
+		known[u] = true
+	}
+	go func() {
+		jobs := 0
+		for {
+			m, err := bus.Read()
+			if err != nil {
+				return
+			}
+			if m.Type != host.DBusMethodCall {
+				continue
+			}
+			f.mu.Lock()
+			f.calls = append(f.calls, fmt.Sprint(m.Member, m.Body))
+			f.mu.Unlock()
+			reply := &host.DBusMessage{Type: host.DBusMethodReturn, ReplySerial: m.Serial, Destination: m.Sender}
+			unit, _ := func() (string, bool) {
+				if len(m.Body) > 0 {
+					s, ok := m.Body[0].(string)
+					return s, ok
+				}
+				return "", false
+			}()
+			switch m.Member {
+			case "LoadUnit", "StartUnit", "StopUnit", "RestartUnit":
+				if !known[unit] {
+					reply = &host.DBusMessage{Type: host.DBusError, ReplySerial: m.Serial, Destination: m.Sender,
+						ErrorName: "org.freedesktop.systemd1.NoSuchUnit", Signature: "s", Body: []any{"Unit " + unit + " not found."}}
+				} else if m.Member == "LoadUnit" {
+					reply.Signature, reply.Body = "o", []any{host.ObjectPath("/org/freedesktop/systemd1/unit/u")}
+				} else {
+					jobs++
+					reply.Signature, reply.Body = "o", []any{host.ObjectPath("/org/freedesktop/systemd1/job/" + strconv.Itoa(jobs))}
+				}
+			case "Get":
+				val := map[string]string{"Description": "Test unit", "LoadState": "loaded", "ActiveState": "active", "SubState": "running"}[m.Body[1].(string)]
+				reply.Signature, reply.Body = "v", []any{host.Variant{Sig: "s", Value: val}}
+			case "Reload":
+			default:
+				reply = &host.DBusMessage{Type: host.DBusError, ReplySerial: m.Serial, Destination: m.Sender,
+					ErrorName: "org.freedesktop.DBus.Error.UnknownMethod", Signature: "s", Body: []any{m.Member}}
+			}
+			_ = bus.Send(reply)
+		}
+	}()
+	return f
+}
+
+func (f *fakeSystemd) callList() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return strings.Join(f.calls, "; ")
+}
+
+const svcPolicy = `
+@id("web-ops")
+permit(principal, action in [systemd::Action::"status", systemd::Action::"start", systemd::Action::"stop", systemd::Action::"restart"],
+       resource == systemd::Service::"web.service");
+@id("status-any")
+permit(principal, action == systemd::Action::"status", resource);
+@id("reload")
+permit(principal, action == systemd::Action::"daemon_reload", resource);
+`
+
+// TestSvcThroughDBus: svc functions reach systemd's Manager API on a real
+// dbus-daemon (a fake manager owns the name), each under its Cedar check.
+func TestSvcThroughDBus(t *testing.T) {
+	requireSandbox(t)
+	sd := startFakeSystemd(t, "web.service", "db.service")
+	p := filepath.Join(t.TempDir(), "svc.cedar")
+	must(t, os.WriteFile(p, []byte(svcPolicy), 0o644))
+	env := []string{"DBUS_SYSTEM_BUS_ADDRESS=unix:path=" + sd.sock}
+	o := rexExec(t, `st := svc.status("web")
+out := {"status": st, "start": svc.start("web.service").job, "stop": svc.stop("web").job, "restart": svc.restart("web").job}
+svc.daemon_reload()
+out["db"] = svc.status("db.service").active_state
+out["db_restart"] = try(func() { svc.restart("db.service"); return "restarted" }, func(e) { return e.message() })
+out["missing"] = try(func() { svc.status("nope.service"); return "found" }, func(e) { return e.message() })
+out["bad"] = try(func() { svc.status("../etc/x"); return "found" }, func(e) { return e.message() })
+out`, env, "--policy", p, "--output", "json")
+	wantStatus(t, o, "SUCCESS", "", 0)
+	var got map[string]any
+	must(t, json.Unmarshal(o.res.Output, &got))
+	st, _ := got["status"].(map[string]any)
+	if st["unit"] != "web.service" || st["active_state"] != "active" || st["sub_state"] != "running" || st["load_state"] != "loaded" || st["description"] != "Test unit" {
+		t.Errorf("status = %v", got["status"])
+	}
+	for i, k := range []string{"start", "stop", "restart"} {
+		if want := "/org/freedesktop/systemd1/job/" + strconv.Itoa(i+1); got[k] != want {
+			t.Errorf("%s job = %v, want %s", k, got[k], want)
+		}
+	}
+	if got["db"] != "active" {
+		t.Errorf("db = %v", got["db"])
+	}
+	if s, _ := got["db_restart"].(string); !strings.HasPrefix(s, `Permission denied`) || !strings.Contains(s, `systemd::Service::"db.service"`) {
+		t.Errorf("db_restart = %v, want a denial", got["db_restart"])
+	}
+	if s, _ := got["missing"].(string); !strings.Contains(s, "NoSuchUnit") {
+		t.Errorf("missing = %v", got["missing"])
+	}
+	if s, _ := got["bad"].(string); !strings.Contains(s, "invalid unit name") {
+		t.Errorf("bad = %v", got["bad"])
+	}
+	calls := sd.callList()
+	for _, want := range []string{"StartUnit[web.service replace]", "StopUnit[web.service replace]", "RestartUnit[web.service replace]", "Reload[]"} {
+		if !strings.Contains(calls, want) {
+			t.Errorf("systemd did not get %s; got %s", want, calls)
+		}
+	}
+	if strings.Contains(calls, "RestartUnit[db.service") {
+		t.Error("a denied restart reached systemd")
+	}
+}
+
+// TestSvcRealSystemd runs against the host's systemd when REX_TEST_SYSTEMD=1
+// (opt-in: it needs systemd as init and reads the status of a unit that
+// exists on any systemd host).
+func TestSvcRealSystemd(t *testing.T) {
+	if os.Getenv("REX_TEST_SYSTEMD") != "1" {
+		t.Skip("opt-in: set REX_TEST_SYSTEMD=1 on a host where systemd is pid 1")
+	}
+	requireSandbox(t)
+	p := filepath.Join(t.TempDir(), "svc.cedar")
+	must(t, os.WriteFile(p, []byte(svcPolicy), 0o644))
+	o := rexExec(t, `svc.status("systemd-journald.service").load_state`, nil, "--policy", p, "--output", "json")
+	wantStatus(t, o, "SUCCESS", "", 0)
+	if string(o.res.Output) != `"loaded"` {
+		t.Errorf("systemd-journald load_state = %s", o.res.Output)
 	}
 }
