@@ -348,6 +348,7 @@ func Lockdown() (*ipc.Client, error) {
 	}
 	// Raw blocking I/O on fd 3: no runtime poller, so the worker's only
 	// descriptors are stdio and the broker socket.
+	unix.CloseOnExec(BrokerFD)
 	pc := ipc.NewRawPacketConn(BrokerFD, ipc.MaxFDs)
 	if err := seccomp.Install(); err != nil {
 		return nil, fail(ExitSeccomp, "seccomp", err)
