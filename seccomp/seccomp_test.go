@@ -172,6 +172,9 @@ func errnoOf(err error) syscall.Errno {
 func helper(probe string) int {
 	// A killed child must not leave a core file in the package directory.
 	_ = unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{})
+	if strings.HasPrefix(probe, "allow:") || strings.HasPrefix(probe, "any:") {
+		return helperProfile(probe)
+	}
 	switch probe {
 	case "threads":
 		return helperThreads()
