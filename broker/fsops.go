@@ -244,19 +244,20 @@ func (s *session) opOpen(body []byte) (any, *os.File, error) {
 	if err := s.authorizeParentOpen(t); err != nil {
 		return nil, nil, err
 	}
-	if missing && req.Create {
-		if err := s.checkFile(actCreate, res, nil); err != nil {
-			return nil, nil, err
-		}
-	} else if err := s.checkFile(actOpen, res, nil); err != nil {
-		return nil, nil, err
-	}
 	act := actRead
 	if writing {
 		act = actWrite
 	}
-	if err := s.checkFile(act, res, nil); err != nil {
-		return nil, nil, err
+	if req.Create {
+		if err := s.checkMaybeCreate(res, missing, actOpen, act); err != nil {
+			return nil, nil, err
+		}
+	} else {
+		for _, a := range []authz.Action{actOpen, act} {
+			if err := s.checkFile(a, res, nil); err != nil {
+				return nil, nil, err
+			}
+		}
 	}
 	if missing && req.Create {
 		if _, err := s.run.fs.WriteFile(t.path, nil, true, 0o644); err != nil {
@@ -270,6 +271,11 @@ func (s *session) opOpen(body []byte) (any, *os.File, error) {
 	}
 	if t.err != nil {
 		return nil, nil, hostErr(t.err)
+	}
+	if writing {
+		if err := inPlace(t); err != nil {
+			return nil, nil, err
+		}
 	}
 	var f *os.File
 	if writing {
@@ -361,12 +367,7 @@ func (s *session) opWrite(body []byte) (any, *os.File, error) {
 	defer t.close()
 	res := t.resource()
 	missing := t.err != nil && host.Code(t.err) == ipc.CodeNotFound
-	if missing {
-		if err := s.checkFile(actCreate, res, nil); err != nil {
-			return nil, nil, err
-		}
-	}
-	if err := s.checkFile(actWrite, res, nil); err != nil {
+	if err := s.checkMaybeCreate(res, missing, actWrite); err != nil {
 		return nil, nil, err
 	}
 	if t.err != nil && !missing {
@@ -374,6 +375,11 @@ func (s *session) opWrite(body []byte) (any, *os.File, error) {
 	}
 	if !missing && t.obj.Info().Kind != host.KindFile {
 		return nil, nil, ipc.Errorf(ipc.CodeUnsupported, "%s is a %s, not a regular file", t.path, t.obj.Info().Kind)
+	}
+	if req.Append {
+		if err := inPlace(t); err != nil {
+			return nil, nil, err
+		}
 	}
 	if err := s.run.chargeWrite(int64(len(req.Data))); err != nil {
 		return nil, nil, err

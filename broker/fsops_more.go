@@ -254,12 +254,7 @@ func (s *session) opCopy(body []byte) (any, *os.File, error) {
 		}
 	}
 	dres := dst.resource(false)
-	if dst.cur == nil {
-		if err := s.checkFile(actCreate, dres, nil); err != nil {
-			return nil, nil, err
-		}
-	}
-	if err := s.checkFile(actWrite, dres, nil); err != nil {
+	if err := s.checkMaybeCreate(dres, dst.cur == nil, actWrite); err != nil {
 		return nil, nil, err
 	}
 	if src.err != nil {
@@ -337,12 +332,7 @@ func (s *session) opTouch(body []byte) (any, *os.File, error) {
 	}
 	defer dst.close()
 	res := dst.resource(false)
-	if dst.cur == nil {
-		if err := s.checkFile(actCreate, res, nil); err != nil {
-			return nil, nil, err
-		}
-	}
-	if err := s.checkFile(actWrite, res, nil); err != nil {
+	if err := s.checkMaybeCreate(res, dst.cur == nil, actWrite); err != nil {
 		return nil, nil, err
 	}
 	if dst.err != nil {
@@ -481,7 +471,11 @@ func (s *session) opWalk(body []byte) (any, *os.File, error) {
 		depth = maxWalkDepth
 	}
 	resp := &ipc.WalkResp{Entries: []ipc.WalkEntry{}}
-	w := walker{s: s, resp: resp, maxDepth: depth, skip: req.Skip, budget: walkPageBytes, dev: obj.Info().Dev}
+	mnt, err := obj.MountID()
+	if err != nil {
+		return nil, nil, hostErr(err)
+	}
+	w := walker{s: s, resp: resp, maxDepth: depth, skip: req.Skip, budget: walkPageBytes, dev: obj.Info().Dev, mnt: mnt}
 	// The queue holds paths, not descriptors, so a wide tree cannot
 	// exhaust the broker's descriptors; each directory is looked up again
 	// (confined, no symlinks) and must be the inode that was authorised.
@@ -507,7 +501,7 @@ type walker struct {
 	skip     int
 	seen     int
 	budget   int
-	dev      uint64
+	dev, mnt uint64
 	stop     bool
 }
 
@@ -521,6 +515,9 @@ func (w *walker) dir(d walkDir) []walkDir {
 	defer obj.Close()
 	if i := obj.Info(); i.Kind != host.KindDir || i.Ino != d.ino || i.Dev != w.dev {
 		return nil
+	}
+	if m, err := obj.MountID(); err != nil || m != w.mnt {
+		return nil // a mount point, maybe a bind mount of this file system
 	}
 	entries, err := obj.ReadDir()
 	if err != nil {

@@ -184,3 +184,21 @@ func (d *Object) Child(name string) (*Object, error) {
 	}
 	return c, nil
 }
+
+// MountID is the id of the mount the object is on (statx STATX_MNT_ID),
+// for walks that must not cross into another mount even when it is a bind
+// mount of the same file system (same st_dev).
+func (o *Object) MountID() (uint64, error) {
+	if err := o.begin("statx"); err != nil {
+		return 0, err
+	}
+	defer o.mu.RUnlock()
+	var stx unix.Statx_t
+	if err := unix.Statx(o.fd, "", unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW, unix.STATX_MNT_ID, &stx); err != nil {
+		return 0, pathErr("statx", o.path, err)
+	}
+	if stx.Mask&unix.STATX_MNT_ID == 0 {
+		return 0, pathErr("statx", o.path, unix.ENOSYS)
+	}
+	return stx.Mnt_id, nil
+}
