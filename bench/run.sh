@@ -14,3 +14,7 @@ printf 'permit(principal, action == file_system::Action::"stat", resource == fil
 BWRAP=(bwrap --unshare-all --die-with-parent --ro-bind /usr /usr --symlink usr/lib64 /lib64 --symlink usr/lib /lib /usr/bin/true)
 echo "machine: $(nproc) cores, $(uname -r), $(date -u +%Y-%m-%d)"
 bin/cmdbench -n "$N" -name "hello standalone vs bwrap" -target 1.5 -- bin/rex-exec --policy "$tmp/p.cedar" "$tmp/hello.risor" -- "${BWRAP[@]}"
+# File reads (issue 3): fs.cat of 4 KiB per call vs open+read+close in Go,
+# and 256 MiB through an fs.open descriptor vs cat, in the same run.
+go build -o bin/fsbench ./bench/fsbench
+bin/fsbench -rex bin/rex-exec -n 5000 -runs 5
