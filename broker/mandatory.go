@@ -3,6 +3,7 @@ package broker
 import (
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/rex-sh/rex/authz"
@@ -80,8 +81,9 @@ func (m *mandatoryList) denies(action, p string) bool {
 	if m == nil || action == "stat" {
 		return false
 	}
+	xc := components(p)
 	for _, pat := range m.secret {
-		if covers(pat, p) {
+		if covers(components(pat), xc) {
 			return true
 		}
 	}
@@ -90,29 +92,33 @@ func (m *mandatoryList) denies(action, p string) bool {
 	}
 	tree := action == "delete" || action == "move"
 	for _, pat := range m.protected {
-		if covers(pat, p) || (tree && covers(p, pat)) {
+		pc := components(pat)
+		if covers(pc, xc) || (tree && covers(xc, pc)) {
 			return true
 		}
 	}
-	for _, c := range strings.Split(p, "/") {
-		for _, n := range protectedAnywhere {
-			if c == n {
-				return true
-			}
+	for _, c := range xc {
+		if slices.Contains(protectedAnywhere, c) {
+			return true
 		}
 	}
 	return strings.Contains(p+"/", "/.git/hooks/") || (tree && path.Base(p) == ".git")
 }
 
-// covers reports whether pattern pat matches p or an ancestor of p, "*"
-// matching one component. With p a pattern and pat a path (the ancestor
-// test of denies), "*" in p is matched the same way.
-func covers(pat, p string) bool {
-	pc, xc := strings.Split(strings.Trim(pat, "/"), "/"), strings.Split(strings.Trim(p, "/"), "/")
-	if pat == "/" {
-		return true
+// components splits a canonical path; "/" has none.
+func components(p string) []string {
+	p = strings.Trim(p, "/")
+	if p == "" {
+		return nil
 	}
-	if p == "/" || len(xc) < len(pc) {
+	return strings.Split(p, "/")
+}
+
+// covers reports whether the pattern components pc match the path
+// components xc or a prefix of them (an ancestor), "*" matching any one
+// component on either side (the ancestor test of denies swaps them).
+func covers(pc, xc []string) bool {
+	if len(xc) < len(pc) {
 		return false
 	}
 	for i, c := range pc {

@@ -76,6 +76,8 @@ func printfPattern(p string) string {
 			b.WriteString(`.`)
 		case '*':
 			b.WriteString(`.*`)
+		case '%':
+			b.WriteString(`%`)
 		default:
 			b.WriteString(regexp.QuoteMeta(p[i-1 : i+1]))
 		}

@@ -604,3 +604,31 @@ timeit := func(p) {
 		t.Errorf("timing oracle: existing %v vs missing %v", time.Duration(ex), time.Duration(mi))
 	}
 }
+
+// TestRedactedReadDictionary: with read denied and redacted_read allowed,
+// lines matching the operator's dictionary (REX_REDACTION_DICT in
+// standalone mode, --redaction-dict for rex-broker) come back, the others
+// as [REDACTED].
+func TestRedactedReadDictionary(t *testing.T) {
+	root := attackTree(t)
+	must(t, os.WriteFile(filepath.Join(root, "data/auth.log"),
+		[]byte("Accepted publickey for bob from 10.0.0.1 port 22\npassword=hunter2\n"), 0o644))
+	dict := filepath.Join(t.TempDir(), "redaction.conf")
+	must(t, os.WriteFile(dict, []byte("# sshd\nAccepted %s for %s from %s port %d\n"), 0o644))
+	pol := filepath.Join(t.TempDir(), "p.cedar")
+	must(t, os.WriteFile(pol, []byte(strings.ReplaceAll(`
+permit(principal, action == file_system::Action::"open", resource == file_system::Dir::"{{root}}/data");
+permit(principal, action in [file_system::Action::"open", file_system::Action::"redacted_read"],
+       resource == file_system::File::"{{root}}/data/auth.log");`, "{{root}}", root)), 0o644))
+	o := rexExec(t, fmt.Sprintf("fs.cat(%q)", root+"/data/auth.log"), []string{"REX_REDACTION_DICT=" + dict},
+		"--policy", pol, "--output", "json")
+	wantStatus(t, o, "SUCCESS", "", 0)
+	var got string
+	must(t, json.Unmarshal(o.res.Output, &got))
+	if want := "Accepted publickey for bob from 10.0.0.1 port 22\n[REDACTED]\n"; got != want {
+		t.Fatalf("redacted read = %q, want %q", got, want)
+	}
+	if strings.Contains(o.raw, "hunter2") || len(o.res.Denials) != 0 {
+		t.Fatalf("leak or denial: %s", o.raw)
+	}
+}
