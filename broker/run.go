@@ -71,6 +71,11 @@ type Config struct {
 	// RedactionDict is the file of line patterns for redacted_read; empty
 	// or unreadable means every line is redacted.
 	RedactionDict string
+	// Pool is how many workers a root broker keeps started ahead of runs
+	// (0: none). Each is in its namespaces, cgroup and uid, waiting for the
+	// Start frame, which it can only read once locked down; each serves
+	// exactly one run and is never reused.
+	Pool int
 }
 
 // ErrShutdown is the cancellation cause of runs the daemon kills at the
@@ -89,6 +94,8 @@ type Runner struct {
 	redact     *redactor
 	cgroups    cgroupMode
 	active     sync.WaitGroup
+	pool       chan *prepared // nil without a pool
+	closed     atomic.Bool
 }
 
 // NewRunner prepares a Runner. A root Runner uses per-run worker uids and
@@ -111,12 +118,160 @@ func NewRunner(cfg Config) (*Runner, error) {
 	if r.privileged {
 		r.uids = newUIDPool(cfg.WorkerUIDBase, cfg.WorkerUIDCount)
 		r.cgroups = detectCgroups()
+		if cfg.Pool > 0 && len(cfg.Refuse) == 0 {
+			r.pool = make(chan *prepared, cfg.Pool)
+			for i := 0; i < cfg.Pool; i++ {
+				r.refill()
+			}
+		}
 	}
 	return r, nil
 }
 
-// Wait blocks until every run has finished.
+// Wait blocks until every run (and its cleanup) has finished.
 func (r *Runner) Wait() { r.active.Wait() }
+
+// Close stops refilling the pool and kills the workers waiting in it. Runs
+// in progress are not affected; Wait for them.
+func (r *Runner) Close() {
+	r.closed.Store(true)
+	r.drain()
+}
+
+// drain kills the workers waiting in the pool.
+func (r *Runner) drain() {
+	if r.pool == nil {
+		return
+	}
+	for {
+		select {
+		case p := <-r.pool:
+			p.release(r)
+		default:
+			return
+		}
+	}
+}
+
+// prepared is a started worker that no run owns yet: in fresh namespaces,
+// under its own uid, in its own cgroup, waiting for its Start frame.
+type prepared struct {
+	id   string // becomes the run's id, and names its cgroup
+	wp   *workerProc
+	pc   *ipc.PacketConn
+	cg   *cgroup
+	dirs []string // cgroup directories announced to OnCgroup
+	uid  uint32
+}
+
+// errCapacity marks a refusal for lack of worker uids.
+type errCapacity struct{ error }
+
+// prepare starts one worker and puts it in its cgroup.
+func (r *Runner) prepare() (*prepared, error) {
+	p := &prepared{id: newRunID(), uid: uint32(os.Getuid())}
+	hostGID := uint32(os.Getgid())
+	if r.privileged {
+		u, err := r.uids.get()
+		if err != nil {
+			return nil, errCapacity{err}
+		}
+		p.uid, hostGID = u, u
+	}
+	fail := func(err error) (*prepared, error) {
+		p.release(r)
+		return nil, err
+	}
+	brokerEnd, workerEnd, err := ipc.SocketPair()
+	if err != nil {
+		return fail(fmt.Errorf("socketpair: %w", err))
+	}
+	p.wp, err = startWorker(r.cfg.WorkerPath, p.uid, hostGID, r.privileged, workerEnd)
+	workerEnd.Close()
+	if err != nil {
+		brokerEnd.Close()
+		return fail(err)
+	}
+	if p.pc, err = ipc.NewPacketConn(brokerEnd, 0); err != nil {
+		return fail(fmt.Errorf("socket: %w", err))
+	}
+	if r.cgroups != cgroupNone {
+		// Tell the janitor before the groups exist, so that a broker
+		// killed at any point after this leaves none it does not know of.
+		name := "run-" + p.id
+		p.dirs = cgroupDirs(r.cgroups, name)
+		if r.cfg.OnCgroup != nil {
+			r.cfg.OnCgroup(p.dirs, true)
+		}
+		cg, err := newCgroup(r.cgroups, name, r.cfg.Limits.MemoryBytes, r.cfg.Limits.Pids)
+		if err == nil {
+			p.cg = cg
+			err = cg.add(p.wp.cmd.Process.Pid)
+		}
+		if err != nil {
+			return fail(fmt.Errorf("cgroup setup failed: %w", err))
+		}
+	}
+	return p, nil
+}
+
+// release kills whatever is left of the worker and frees its cgroup and
+// uid, in that order: the uid goes back to the pool only once nothing runs
+// under it.
+func (p *prepared) release(r *Runner) {
+	if p.pc != nil {
+		p.pc.Close()
+	}
+	if p.wp != nil && p.wp.cmd.ProcessState == nil {
+		killWait(p.wp)
+	}
+	if p.cg != nil {
+		p.cg.remove()
+	}
+	if p.dirs != nil && r.cfg.OnCgroup != nil {
+		r.cfg.OnCgroup(p.dirs, false)
+	}
+	if r.privileged {
+		r.uids.put(p.uid)
+	}
+}
+
+// take hands a run a worker: a pooled one when there is one (and starts a
+// replacement in the background), else a new one.
+func (r *Runner) take() (*prepared, error) {
+	if r.pool != nil {
+		select {
+		case p := <-r.pool:
+			r.refill()
+			return p, nil
+		default:
+		}
+	}
+	return r.prepare()
+}
+
+// refill starts one worker for the pool in the background.
+func (r *Runner) refill() {
+	if r.closed.Load() {
+		return
+	}
+	r.active.Add(1)
+	go func() {
+		defer r.active.Done()
+		p, err := r.prepare()
+		if err != nil {
+			return
+		}
+		select {
+		case r.pool <- p:
+			if r.closed.Load() { // Close may have drained before this put
+				r.drain()
+			}
+		default:
+			p.release(r)
+		}
+	}()
+}
 
 // Job is one run to do.
 type Job struct {
@@ -188,9 +343,6 @@ func (r *Runner) Run(ctx context.Context, job *Job) *ipc.Result {
 			strings.Join(r.cfg.Refuse, ", "), strings.Join(r.cfg.Refuse, ","))
 		rn.logf("refused: sandbox layer missing: %s", strings.Join(r.cfg.Refuse, ", "))
 	} else {
-		if len(rn.degraded) > 0 {
-			rn.logf("running degraded, without: %s (--allow-degraded)", strings.Join(rn.degraded, ", "))
-		}
 		res = r.run(ctx, rn, job)
 	}
 	res.RunID = rn.id
@@ -236,59 +388,31 @@ func (r *Runner) run(ctx context.Context, rn *run, job *Job) *ipc.Result {
 	if job.Timeout > 0 && job.Timeout < timeout {
 		timeout = job.Timeout
 	}
-	hostUID, hostGID := uint32(os.Getuid()), uint32(os.Getgid())
-	if r.privileged {
-		u, err := r.uids.get()
-		if err != nil {
+	p, err := r.take()
+	if err != nil {
+		var capErr errCapacity
+		if errors.As(err, &capErr) {
 			return failed(ipc.ErrResourceLimit, "broker at capacity: %v", err)
 		}
-		defer r.uids.put(u)
-		hostUID, hostGID = u, u
+		return failed(ipc.ErrInternal, "%v", err)
+	}
+	// Cleanup happens after the result is returned, but Wait covers it.
+	r.active.Add(1)
+	defer func() {
+		go func() {
+			defer r.active.Done()
+			p.release(r)
+		}()
+	}()
+	wp, pc, cg := p.wp, p.pc, p.cg
+	rn.id = p.id
+	if len(rn.degraded) > 0 {
+		rn.logf("running degraded, without: %s (--allow-degraded)", strings.Join(rn.degraded, ", "))
 	}
 	r.audit.runStart(rn, job, timeout, &AuditLimits{
 		MemoryBytes: r.cfg.Limits.MemoryBytes, Pids: r.cfg.Limits.Pids, OutputBytes: r.cfg.Limits.StdoutBytes,
-		WriteBytes: r.cfg.Limits.WriteBytes, WorkerUID: hostUID,
+		WriteBytes: r.cfg.Limits.WriteBytes, WorkerUID: p.uid,
 	})
-
-	brokerEnd, workerEnd, err := ipc.SocketPair()
-	if err != nil {
-		return failed(ipc.ErrInternal, "socketpair: %v", err)
-	}
-	wp, err := startWorker(r.cfg.WorkerPath, hostUID, hostGID, r.privileged, workerEnd)
-	workerEnd.Close()
-	if err != nil {
-		brokerEnd.Close()
-		return failed(ipc.ErrInternal, "%v", err)
-	}
-	pc, err := ipc.NewPacketConn(brokerEnd, 0)
-	if err != nil {
-		killWait(wp)
-		return failed(ipc.ErrInternal, "socket: %v", err)
-	}
-
-	var cg *cgroup
-	if r.cgroups != cgroupNone {
-		// Tell the janitor before the groups exist, so that a broker
-		// killed at any point after this leaves none it does not know of.
-		dirs := cgroupDirs(r.cgroups, "run-"+rn.id)
-		if r.cfg.OnCgroup != nil {
-			r.cfg.OnCgroup(dirs, true)
-			defer r.cfg.OnCgroup(dirs, false)
-		}
-		cg, err = newCgroup(r.cgroups, "run-"+rn.id, r.cfg.Limits.MemoryBytes, r.cfg.Limits.Pids)
-		if err == nil {
-			err = cg.add(wp.cmd.Process.Pid)
-		}
-		if err != nil {
-			pc.Close()
-			killWait(wp)
-			if cg != nil {
-				cg.remove()
-			}
-			return failed(ipc.ErrInternal, "cgroup setup failed: %v", err)
-		}
-		defer cg.remove()
-	}
 
 	deadline := time.Now().Add(timeout)
 	sess := &session{run: rn, pc: pc}

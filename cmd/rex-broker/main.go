@@ -69,6 +69,7 @@ func run(argv []string) int {
 	grace := fs.Duration("shutdown-grace", 30*time.Second, "on SIGTERM, how long running scripts may finish before they are killed")
 	redactionDict := fs.String("redaction-dict", broker.DefaultRedactionDict, "redaction dictionary of redacted_read (printf-style line patterns)")
 	dnsServer := fs.String("dns-server", "", "host:port of the only DNS server asked for the names of net operations (default: the system resolver)")
+	pool := fs.Int("pool", 2, "workers kept started ahead of runs (each serves exactly one run; 0: none)")
 	watch := fs.Bool("watch", true, "reload policies when files in --policy-dir change (as on SIGHUP)")
 	if err := fs.Parse(argv); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -155,7 +156,7 @@ func run(argv []string) int {
 		WorkerPath: wp, Limits: limits, Audit: audit, Log: os.Stderr,
 		WorkerUIDBase: uidBase, WorkerUIDCount: uidCount, Refuse: refused, Degraded: accepted,
 		RedactionDict: *redactionDict, Protected: []string{*policyDir}, Secret: []string{*socket},
-		DNSServer: *dnsServer,
+		DNSServer: *dnsServer, Pool: *pool,
 	}
 	if os.Geteuid() == 0 {
 		if n := broker.SweepCgroups(); n > 0 {
@@ -244,6 +245,7 @@ func run(argv []string) int {
 		logf("%v", err)
 		return 1
 	}
+	runner.Close()
 	runner.Wait()
 	return 0
 }

@@ -66,7 +66,9 @@ func startBroker(t *testing.T, policyDir string, env []string, extra ...string) 
 	must(t, os.Chmod(dir, 0o755))
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	b := &broker{socket: filepath.Join(dir, "rex.sock"), audit: filepath.Join(dir, "audit.jsonl"), log: &lockedBuffer{}, done: make(chan struct{})}
-	args := append([]string{"--socket", b.socket, "--policy-dir", policyDir, "--audit-log", b.audit, "--socket-mode", "0666"}, extra...)
+	// No pool unless a test asks: these tests count the broker's workers,
+	// and TestDaemonPool covers the pool on its own.
+	args := append([]string{"--socket", b.socket, "--policy-dir", policyDir, "--audit-log", b.audit, "--socket-mode", "0666", "--pool", "0"}, extra...)
 	b.cmd = exec.Command(filepath.Join(bin, "rex-broker"), args...)
 	b.cmd.Env = append(os.Environ(), env...)
 	b.cmd.Stderr = b.log
@@ -875,5 +877,65 @@ forbid(principal, action, resource == file_system::File::%q);
 	wantStatus(t, o, ipc.StatusSuccess, "", 0)
 	if string(o.res.Output) != `"hello world\nhello world\n"` {
 		t.Errorf("running script's output %s", o.res.Output)
+	}
+}
+
+// The worker pool (issue 7): workers started ahead of runs are locked down
+// while they wait, each serves exactly one run under its own uid, the pool
+// refills, and shutdown leaves no worker or cgroup behind.
+func TestDaemonPool(t *testing.T) {
+	f := newFixture(t)
+	b := startBroker(t, policyDir(t, f), nil, "--pool", "2")
+	idle := waitWorkers(t, b.cmd.Process.Pid, 2)
+	for _, pid := range idle {
+		var st map[string]string
+		for i := 0; i < 200; i++ { // a pooled worker reaches stage two on its own
+			st = readStatus(t, pid)
+			if st["Seccomp"] == "2" {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		if st["Seccomp"] != "2" || st["NoNewPrivs"] != "1" || st["CapEff"] != "0000000000000000" {
+			t.Errorf("pooled worker %d not locked down while idle: %v", pid, st)
+		}
+	}
+	uids := map[float64]bool{}
+	for i := 0; i < 5; i++ {
+		o := rexExecAs(context.Background(), t, nil, b.socket, fmt.Sprintf(`fs.cat(%q)`, f.data+"/hello.txt"))
+		wantStatus(t, o, ipc.StatusSuccess, "", 0)
+	}
+	for _, s := range auditEvents(t, b.audit, "run_start") {
+		lim, _ := s["limits"].(map[string]any)
+		u, _ := lim["worker_uid"].(float64)
+		if uids[u] {
+			t.Errorf("worker uid %v served two runs", u)
+		}
+		uids[u] = true
+		if left := existing(runCgroupDirs(s["run_id"].(string))); len(left) > 0 {
+			// Cleanup is asynchronous; give it a moment.
+			time.Sleep(200 * time.Millisecond)
+			if left = existing(runCgroupDirs(s["run_id"].(string))); len(left) > 0 {
+				t.Errorf("cgroups left after run %v: %v", s["run_id"], left)
+			}
+		}
+	}
+	if len(uids) != 5 {
+		t.Errorf("5 runs used %d distinct worker uids", len(uids))
+	}
+	ws := waitWorkers(t, b.cmd.Process.Pid, 2)
+	for _, pid := range ws {
+		for _, old := range idle {
+			if pid == old {
+				t.Errorf("pooled worker %d still idle after 5 runs took 2 of them", pid)
+			}
+		}
+	}
+	must(t, b.cmd.Process.Signal(syscall.SIGTERM))
+	<-b.done
+	for _, pid := range ws {
+		if _, _, state := procStat(pid); state != "" && state != "Z" {
+			t.Errorf("pooled worker %d survived the broker's shutdown", pid)
+		}
 	}
 }
