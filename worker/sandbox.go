@@ -1,8 +1,10 @@
 package worker
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"syscall"
@@ -317,7 +319,7 @@ func stage2(run RunFunc) error {
 		return err
 	}
 	var start ipc.Start
-	if err := ipc.ReadFrameAs(os.Stdin, ipc.MsgStart, &start); err != nil {
+	if err := ipc.ReadFrameAs(awaitStart(Warm), ipc.MsgStart, &start); err != nil {
 		return fail(ExitStart, "read start frame", err)
 	}
 	res := run(&start, c)
@@ -325,6 +327,28 @@ func stage2(run RunFunc) error {
 		return fail(ExitResult, "write result frame", err)
 	}
 	return nil
+}
+
+// awaitStart returns the reader of the Start frame. When no byte of it is
+// there yet — a worker the broker started ahead of any run — it first runs
+// warm, off the run's clock; when the frame is already waiting (a worker
+// started for a run) it reads at once.
+func awaitStart(warm func()) io.Reader {
+	var b [1]byte
+	if unix.SetNonblock(0, true) != nil {
+		return os.Stdin
+	}
+	n, err := unix.Read(0, b[:])
+	if serr := unix.SetNonblock(0, false); serr != nil {
+		return os.Stdin // a later read fails cleanly on EAGAIN
+	}
+	if n == 1 {
+		return io.MultiReader(bytes.NewReader(b[:1]), os.Stdin)
+	}
+	if err == unix.EAGAIN {
+		warm()
+	}
+	return os.Stdin
 }
 
 // Lockdown is stage two's setup: it verifies the posture stage one left

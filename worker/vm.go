@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/risor-io/risor"
 	"github.com/risor-io/risor/errz"
@@ -56,6 +57,26 @@ func Run(start *ipc.Start, c sdk.Caller) (res *ipc.WorkerResult) {
 	}
 	res.Output = output
 	return res
+}
+
+// warmScript touches the compiler, the VM and a few builtin modules.
+const warmScript = `m := {"a": [1, 2.5, "x"], "b": true}
+s := strings.to_upper(json.marshal(m)) + string(len(sorted([3, 1, 2])))
+try(func() { error("warm") }, s)`
+
+// warmCaller answers nothing: the warm-up script makes no host request, and
+// if it ever did the request would fail here instead of reaching the broker.
+type warmCaller struct{}
+
+func (warmCaller) Call(ipc.Op, any, any) (*os.File, error) {
+	return nil, ipc.Errorf(ipc.CodeUnsupported, "no broker during warm-up")
+}
+
+// Warm runs a fixed script once with no broker, so that a worker started
+// ahead of its run (the broker's pool) has paid for cold code and data
+// before the run's clock starts. It must only run after lockdown.
+func Warm() {
+	_ = Run(&ipc.Start{Script: []byte(warmScript), ScriptName: "warm.risor", Args: []byte("{}"), MaxStdout: 1 << 10}, warmCaller{})
 }
 
 func fillOutput(res *ipc.WorkerResult, out *sdk.Output) {
