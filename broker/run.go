@@ -456,7 +456,16 @@ func (r *Runner) run(ctx context.Context, rn *run, job *Job) *ipc.Result {
 			why = "violation"
 			rn.logf("%v", err)
 		} else {
-			fr = <-resultCh
+			// The worker closed its socket (or sent an empty packet, which
+			// reads as EOF) but may still run: its result is due within
+			// the same time limit, or the run never ends.
+			select {
+			case fr = <-resultCh:
+			case <-timer.C:
+				why = "timeout"
+			case <-ctx.Done():
+				why = "cancelled"
+			}
 		}
 	}
 	if why != "" {
