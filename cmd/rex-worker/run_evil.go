@@ -3,6 +3,7 @@
 package main
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -29,6 +30,8 @@ import (
 //	paths P …              open/openat2/stat/statx/access each path, report the errnos
 //	threads N MS           start N locked threads, check each one's posture, hold them MS ms
 //	int80 NR               make an i386 system call through int 0x80 (amd64 only)
+//	send HEX [fd]          send HEX ("-": nothing) as one packet on the broker socket (with
+//	                       stdin attached as SCM_RIGHTS if "fd"), then wait to be killed
 //	anything else          report
 //
 // The report (WorkerResult.Stdout) is the JSON of Report.
@@ -68,6 +71,24 @@ func run(start *ipc.Start, c *ipc.Client) *ipc.WorkerResult {
 			return fail(fmt.Errorf("threads N MS"))
 		}
 		r.Threads = threadPosture(n, time.Duration(ms)*time.Millisecond)
+	case len(f) >= 2 && f[0] == "send":
+		pkt, err := hex.DecodeString(strings.TrimPrefix(f[1], "-"))
+		if err != nil {
+			return fail(err)
+		}
+		var oob []byte
+		if len(f) == 3 && f[2] == "fd" {
+			oob = unix.UnixRights(0)
+		}
+		if err := unix.Sendmsg(3, pkt, oob, nil, 0); err != nil {
+			return fail(err)
+		}
+		// The broker must end the session and kill this worker; a reply
+		// instead would be read here and reported.
+		buf := make([]byte, ipc.MaxPacket)
+		n, _, _, _, err := unix.Recvmsg(3, buf, nil, 0)
+		r.Raw = errnoOf(err)
+		r.Reply = buf[:max(n, 0)]
 	case len(f) == 2 && f[0] == "int80":
 		nr, err := strconv.ParseUint(f[1], 0, 32)
 		if err != nil {
@@ -195,6 +216,7 @@ type Report struct {
 	RawList    []int                     `json:"raw_list,omitempty"`
 	Paths      map[string]map[string]int `json:"paths,omitempty"`
 	Threads    *ThreadPosture            `json:"threads,omitempty"`
+	Reply      []byte                    `json:"reply,omitempty"`
 }
 
 // FDInfo describes one open descriptor from inside, by fstat and fcntl.

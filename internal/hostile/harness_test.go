@@ -101,9 +101,15 @@ func newEnv(t *testing.T) *env {
 // run runs script on the evil worker and returns the result.
 func (e *env) run(script string) *ipc.Result {
 	e.t.Helper()
+	return e.runFor(script, 0)
+}
+
+// runFor is run with a shorter time limit (0: the broker's).
+func (e *env) runFor(script string, timeout time.Duration) *ipc.Result {
+	e.t.Helper()
 	res := e.runner.Run(context.Background(), &broker.Job{
 		Principal: authz.Principal{Name: "mallory", UID: 4343}, Policies: e.policies,
-		Script: []byte(script), ScriptName: "evil",
+		Script: []byte(script), ScriptName: "evil", Timeout: timeout,
 	})
 	e.record(res)
 	return res
