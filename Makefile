@@ -69,7 +69,7 @@ install: build
 # The hostile suite (SECURITY-TESTS.md): every attack as a test named after
 # its id, then the table. Strict: a skipped attack is a failure.
 # REX_HOSTILE_LONG=1 runs the long floods and smuggling loops.
-HOSTILE_RUN := '^Test[A-Z][0-9][0-9]_|^TestSeccompProfile'
+HOSTILE_RUN := '^Test[A-Z][0-9][0-9]_|^TestSeccompProfile|^FuzzDispatch'
 hostile: build
 	@REX_BIN_DIR=$(CURDIR)/$(BIN) REX_TEST_ROOT=1 REX_TEST_STRICT=1 \
 		$(GO) test -count=1 -json -timeout $(TEST_TIMEOUT) -run $(HOSTILE_RUN) ./internal/hostile ./broker ./seccomp \

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/rex-sh/rex/authz"
+	"github.com/rex-sh/rex/internal/testutil"
 	"github.com/rex-sh/rex/ipc"
 	"golang.org/x/sys/unix"
 )
@@ -196,6 +197,11 @@ func FuzzDispatchPacket(f *testing.F) {
 		add(op, map[string]any{"path": in("hello.txt"), "pid": 1, "url": "http://127.0.0.1/", "host": "localhost"})
 	}
 	// The static attack packets (P01–P07) are in testdata/fuzz.
+	f.Cleanup(func() {
+		testutil.Hostile(f, "P10", "coverage-guided fuzzing: frame reader, every decoder (ipc), dispatcher over the real table (broker), policy loading (authz), --args-file (rex-exec)",
+			"no panic, no allocation > cap, fds only regular files inside the grant, sentinel untouched",
+			"seed corpora (P01–P07 packets and valid traffic) ran as tests here; `make fuzz FUZZTIME=…` fuzzes every target")
+	})
 	f.Fuzz(func(t *testing.T, pkt []byte) {
 		if len(pkt) > ipc.MaxPacket {
 			return

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rex-sh/rex/internal/testutil"
 	"golang.org/x/sys/unix"
@@ -253,8 +254,17 @@ func TestH10_ExecAfterStart(t *testing.T) {
 
 func TestH11_EveryThreadConfined(t *testing.T) {
 	e := newEnv(t)
-	pid, wait := e.held("threads 64 1500")
-	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
+	pid, wait := e.held("threads 64 2000")
+	// The worker is locked down before it starts the 64 threads: wait
+	// until they all exist (they are held for 2 s).
+	var tasks []string
+	for i := 0; i < 75; i++ {
+		tasks, _ = filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
+		if len(tasks) > 64 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	checked := 0
 	for _, p := range tasks {
 		b, err := os.ReadFile(p)
