@@ -128,10 +128,12 @@ func parseOctal(s string) (int64, bool) {
 	}
 	var n int64
 	for _, c := range s {
-		if c < '0' || c > '7' || n > 0o7777 {
+		if c < '0' || c > '7' {
 			return 0, false
 		}
-		n = n*8 + int64(c-'0')
+		if n = n*8 + int64(c-'0'); n > 0o7777 {
+			return 0, false
+		}
 	}
 	return n, true
 }
