@@ -39,7 +39,7 @@ test: build
 	REX_BIN_DIR=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 # Packages with fuzz targets; FUZZTIME (default 30s) is per target.
-FUZZ_PKGS := ipc authz broker cmd/rex-exec
+FUZZ_PKGS := ipc authz broker broker/host cmd/rex-exec
 fuzz: build
 	@for t in $$(grep -rhoE '^func (Fuzz[A-Za-z0-9_]+)' --include=*_test.go $(FUZZ_PKGS) | sed 's/func //'); do \
 		pkg=$$(grep -rlE "^func $$t\(" --include=*_test.go $(FUZZ_PKGS) | xargs dirname); \
