@@ -112,9 +112,17 @@ func (s *session) authorizeParentOpen(t *target) error {
 	}
 	dir := path.Dir(t.path)
 	var attrs *authz.FileAttrs
-	if obj, err := s.run.fs.Lookup(dir, false); err == nil {
-		attrs = attrsOf(obj.Info())
-		obj.Close()
+	if t.obj != nil {
+		// The directory the object was found in, by its descriptor.
+		if pi, ok := t.obj.ParentInfo(); ok {
+			attrs = attrsOf(pi)
+		}
+	}
+	if attrs == nil {
+		if obj, err := s.run.fs.Lookup(dir, false); err == nil {
+			attrs = attrsOf(obj.Info())
+			obj.Close()
+		}
 	}
 	return s.checkFile(actOpen, authz.DirResource(dir, attrs), nil)
 }

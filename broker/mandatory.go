@@ -56,6 +56,8 @@ var readOnlyActions = map[string]bool{"open": true, "read": true, "stat": true, 
 // mandatoryList is the deny list of one runner.
 type mandatoryList struct {
 	secret, protected []string
+	// The same patterns split into components once.
+	secretC, protectedC [][]string
 }
 
 // newMandatoryList adds the operator's extra protected paths (the policy
@@ -72,6 +74,12 @@ func newMandatoryList(extraSecret, extraProtected []string) *mandatoryList {
 	}
 	m.protected = appendCanonical(m.protected, extraProtected)
 	m.secret = appendCanonical(m.secret[:len(defaultSecret)], extraSecret)
+	for _, p := range m.secret {
+		m.secretC = append(m.secretC, components(p))
+	}
+	for _, p := range m.protected {
+		m.protectedC = append(m.protectedC, components(p))
+	}
 	return m
 }
 
@@ -82,8 +90,8 @@ func (m *mandatoryList) denies(action, p string) bool {
 		return false
 	}
 	xc := components(p)
-	for _, pat := range m.secret {
-		if covers(components(pat), xc) {
+	for _, pc := range m.secretC {
+		if covers(pc, xc) {
 			return true
 		}
 	}
@@ -91,8 +99,7 @@ func (m *mandatoryList) denies(action, p string) bool {
 		return false
 	}
 	tree := action == "delete" || action == "move"
-	for _, pat := range m.protected {
-		pc := components(pat)
+	for _, pc := range m.protectedC {
 		if covers(pc, xc) || (tree && covers(xc, pc)) {
 			return true
 		}

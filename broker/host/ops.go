@@ -202,3 +202,21 @@ func (o *Object) MountID() (uint64, error) {
 	}
 	return stx.Mnt_id, nil
 }
+
+// ParentInfo is the fstat of the directory the object was found in, for
+// authorising "open on the parent Dir" without a second lookup; false for
+// a mount root, which has no parent on its own mount.
+func (o *Object) ParentInfo() (Info, bool) {
+	if err := o.begin("fstat"); err != nil {
+		return Info{}, false
+	}
+	defer o.mu.RUnlock()
+	if o.parent < 0 || o.mountLeaf {
+		return Info{}, false
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(o.parent, &st); err != nil {
+		return Info{}, false
+	}
+	return ToInfo(&st), true
+}
