@@ -163,3 +163,26 @@ func TestCodeOf(t *testing.T) {
 		t.Fatal("errors.Is by code")
 	}
 }
+
+// The request envelope refuses wrapped integers and struct-as-array.
+func TestRequestEnvelopeStrict(t *testing.T) {
+	type loose struct {
+		ID   int64  `msgpack:"id"`
+		Op   int64  `msgpack:"op"`
+		Body []byte `msgpack:"body"`
+	}
+	for _, bad := range []loose{{ID: -1, Op: 1}, {ID: 1 << 33, Op: 1}, {ID: 1, Op: 1 << 40}, {ID: 1, Op: -2}} {
+		var r Request
+		if err := Unmarshal(mustMarshal(t, &bad), &r); err == nil {
+			t.Errorf("accepted %+v as %+v", bad, r)
+		}
+	}
+	var r Request
+	if err := Unmarshal([]byte{0x93, 0x01, 0x01, 0xc4, 0x00}, &r); err == nil {
+		t.Error("accepted an array as the request envelope")
+	}
+	good := mustMarshal(t, &Request{ID: 42, Op: OpStat, Body: []byte{0x80}})
+	if err := Unmarshal(good, &r); err != nil || r.ID != 42 || r.Op != OpStat || len(r.Body) != 1 {
+		t.Fatalf("good request: %v %+v", err, r)
+	}
+}
