@@ -4,10 +4,11 @@
 //   - per call: fs.cat of a 4 KiB file, (time of a script doing n calls −
 //     time of an empty script) / n, against open+read+close of the same
 //     file in this Go process;
+//
 //   - bulk: 256 MiB read through an fs.open descriptor in 1 MiB pieces
 //     (script time − empty script time), against `cat file > /dev/null`.
 //
-//	fsbench -rex bin/rex-exec -n 5000 -runs 5
+//     fsbench -rex bin/rex-exec -n 5000 -runs 5
 //
 // Targets (issue 3): per-call ratio ≤ 10, bulk throughput ratio ≥ 0.9.
 package main
