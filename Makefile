@@ -39,10 +39,11 @@ test: build
 	REX_BIN_DIR=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 # Packages with fuzz targets; FUZZTIME (default 30s) is per target.
-FUZZ_PKGS := ipc authz broker broker/host cmd/rex-exec
+# (searched recursively: broker covers broker/host)
+FUZZ_PKGS := ipc authz broker cmd/rex-exec
 fuzz: build
-	@for t in $$(grep -rhoE '^func (Fuzz[A-Za-z0-9_]+)' --include=*_test.go $(FUZZ_PKGS) | sed 's/func //'); do \
-		pkg=$$(grep -rlE "^func $$t\(" --include=*_test.go $(FUZZ_PKGS) | xargs dirname); \
+	@for t in $$(grep -rhoE '^func (Fuzz[A-Za-z0-9_]+)' --include=*_test.go $(FUZZ_PKGS) | sed 's/func //' | sort -u); do \
+		pkg=$$(grep -rlE "^func $$t\(" --include=*_test.go $(FUZZ_PKGS) | xargs -n1 dirname | sort -u); \
 		echo "fuzz $$pkg $$t"; $(GO) test ./$$pkg -run '^$$' -fuzz "^$$t$$" -fuzztime $${FUZZTIME:-30s} || exit 1; \
 	done
 
