@@ -185,20 +185,18 @@ func appendCanonical(list, paths []string) []string {
 }
 
 // checkMaybeCreate authorises acts on an object that is created first when
-// missing, in Rex's order: create, then acts. The action a denial names
-// therefore tells a script whether the object exists when it may neither
-// create nor write it (Rex's behaviour, pinned by the Rex compatibility
-// tests); reads, stats and listings give the same error either way.
+// missing. The operation's own actions are checked first and create last,
+// so that a principal who may not write an object is refused on the same
+// action whether it exists or not (F14: no existence oracle); create then
+// decides only for those who could write it.
 func (s *session) checkMaybeCreate(res authz.Resource, missing bool, acts ...authz.Action) error {
-	if missing {
-		if err := s.checkFile(actCreate, res, nil); err != nil {
-			return err
-		}
-	}
 	for _, a := range acts {
 		if err := s.checkFile(a, res, nil); err != nil {
 			return err
 		}
+	}
+	if missing {
+		return s.checkFile(actCreate, res, nil)
 	}
 	return nil
 }

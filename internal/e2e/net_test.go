@@ -502,8 +502,13 @@ func TestSvcThroughDBus(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "svc.cedar")
 	must(t, os.WriteFile(p, []byte(svcPolicy), 0o644))
 	env := []string{"DBUS_SYSTEM_BUS_ADDRESS=unix:path=" + sd.sock}
+	// One statement per call: Risor does not fix the evaluation order of a
+	// map literal's values, and the fake manager numbers jobs in order.
 	o := rexExec(t, `st := svc.status("web")
-out := {"status": st, "start": svc.start("web.service").job, "stop": svc.stop("web").job, "restart": svc.restart("web").job}
+start := svc.start("web.service").job
+stop := svc.stop("web").job
+restart := svc.restart("web").job
+out := {"status": st, "start": start, "stop": stop, "restart": restart}
 svc.daemon_reload()
 out["db"] = svc.status("db.service").active_state
 out["db_restart"] = try(func() { svc.restart("db.service"); return "restarted" }, func(e) { return e.message() })
