@@ -19,6 +19,7 @@ import (
 	"github.com/rex-sh/rex/authz"
 	"github.com/rex-sh/rex/broker/host"
 	"github.com/rex-sh/rex/ipc"
+	"golang.org/x/sys/unix"
 )
 
 // Limits bound one run. A client may ask for less, never for more.
@@ -192,9 +193,15 @@ func (r *Runner) prepare() (*prepared, error) {
 		brokerEnd.Close()
 		return fail(err)
 	}
-	if p.pc, err = ipc.NewPacketConn(brokerEnd, 0); err != nil {
+	// The broker's end is raw: see ipc.PacketConn. The descriptor moves
+	// out of the *os.File so that only pc owns and closes it.
+	fd, err := unix.Dup(int(brokerEnd.Fd()))
+	brokerEnd.Close()
+	if err != nil {
 		return fail(fmt.Errorf("socket: %w", err))
 	}
+	unix.CloseOnExec(fd)
+	p.pc = ipc.NewRawPacketConn(fd, 0)
 	if r.cgroups != cgroupNone {
 		// Tell the janitor before the groups exist, so that a broker
 		// killed at any point after this leaves none it does not know of.
@@ -474,7 +481,9 @@ func (r *Runner) run(ctx context.Context, rn *run, job *Job) *ipc.Result {
 	}
 	// The script is done (or dead): whatever is left of the worker goes.
 	waitErr := waitOrKill(wp, 2*time.Second)
-	pc.Close()
+	// Wake the session if it still waits for a packet; the descriptor is
+	// closed by release, once the session can no longer touch it.
+	_ = pc.Shutdown()
 	sessErr := <-sessDone
 	stderr := <-stderrCh
 

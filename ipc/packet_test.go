@@ -162,9 +162,6 @@ func TestRawPacketConn(t *testing.T) {
 	wf.Close()
 	w := NewRawPacketConn(wfd, MaxFDs)
 	defer w.Close()
-	if w.SetReadDeadline(time.Now()) == nil {
-		t.Fatal("raw connection claims deadlines")
-	}
 	f, _ := os.Open("/proc/self/status")
 	defer f.Close()
 	if err := b.Send([]byte{0x01}, f); err != nil {
@@ -188,5 +185,42 @@ func TestRawPacketConn(t *testing.T) {
 	b.Close()
 	if _, _, err := w.Recv(); !errors.Is(err, io.EOF) {
 		t.Fatalf("after close: %v, want EOF", err)
+	}
+}
+
+// A raw end honours deadlines (SO_RCVTIMEO) and Shutdown wakes a reader
+// blocked in recvmsg.
+func TestRawDeadlineAndShutdown(t *testing.T) {
+	a, b, err := SocketPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	fd, _ := unix.Dup(int(a.Fd()))
+	a.Close()
+	p := NewRawPacketConn(fd, 0)
+	defer p.Close()
+	if err := p.SetReadDeadline(time.Now().Add(50 * time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, _, err = p.Recv()
+	if !errors.Is(err, os.ErrDeadlineExceeded) || time.Since(start) > time.Second {
+		t.Fatalf("recv past deadline: %v after %v", err, time.Since(start))
+	}
+	_ = p.SetReadDeadline(time.Time{})
+	done := make(chan error, 1)
+	go func() { _, _, err := p.Recv(); done <- err }()
+	time.Sleep(20 * time.Millisecond)
+	if err := p.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, io.EOF) {
+			t.Fatalf("blocked recv after shutdown: %v", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("shutdown did not wake the blocked reader")
 	}
 }

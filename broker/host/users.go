@@ -16,10 +16,16 @@ import (
 type nameDB struct {
 	path string
 
-	mu    sync.Mutex
-	stamp [4]int64 // ino, size, mtime sec, mtime nsec of the parsed file
-	names map[uint32]string
+	mu      sync.Mutex
+	stamp   [4]int64 // ino, size, mtime sec, mtime nsec of the parsed file
+	names   map[uint32]string
+	checked time.Time // last stat of the file
 }
+
+// recheck is how long a parsed file is trusted without a stat. Names are
+// attributes of entities and of stat results: a user renamed a moment ago
+// may show under the old name for this long, never a wrong uid.
+const recheck = time.Second
 
 var (
 	users  = &nameDB{path: "/etc/passwd"}
@@ -45,6 +51,11 @@ func (db *nameDB) lookup(id uint32) string {
 // refresh re-reads the file if it changed; an unreadable file keeps the
 // last good map (or none), so names degrade to numbers, never to errors.
 func (db *nameDB) refresh() {
+	now := time.Now()
+	if db.names != nil && now.Sub(db.checked) < recheck {
+		return
+	}
+	db.checked = now
 	var st unix.Stat_t
 	if err := unix.Stat(db.path, &st); err != nil {
 		return
