@@ -392,10 +392,7 @@ func (s *session) opWrite(body []byte) (any, *os.File, error) {
 	if err := s.run.chargeWrite(int64(len(req.Data))); err != nil {
 		return nil, nil, err
 	}
-	mode := req.Mode & 0o777
-	if mode == 0 {
-		mode = 0o644
-	}
+	mode := createMode(req.Mode, 0o644)
 	n, err := s.run.fs.WriteFile(t.path, req.Data, req.Append, mode)
 	if err != nil {
 		return nil, nil, hostErr(err)
@@ -413,10 +410,7 @@ func (s *session) opMkdir(body []byte) (any, *os.File, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	mode := req.Mode & 0o777
-	if mode == 0 {
-		mode = 0o755
-	}
+	mode := createMode(req.Mode, 0o755)
 	todo := []string{c}
 	if req.Parents {
 		todo = nil
@@ -493,6 +487,18 @@ func infoOf(p string, i host.Info, target string) ipc.FileInfo {
 		UID: i.UID, GID: i.GID, Owner: host.UserName(i.UID), Group: host.GroupName(i.GID),
 		MTime: i.MTime.UTC().Format(time.RFC3339), Nlink: i.Nlink, Target: target,
 	}
+}
+
+// createMode is the mode of an object a script creates: its permission
+// bits less the umask 022, as for a process of the principal, so that a
+// script cannot leave group- or world-writable files behind the root
+// broker's back (fs.chmod, a Cedar-checked action, can still set them).
+func createMode(asked, def uint32) uint32 {
+	m := asked & 0o777
+	if m == 0 {
+		m = def
+	}
+	return m &^ 0o022
 }
 
 func badRequest(err error) error {
