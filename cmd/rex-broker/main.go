@@ -218,7 +218,11 @@ func run(argv []string) int {
 
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
+	// Serve returns as soon as the listener closes; the process must then
+	// stay until Shutdown has let every connection write its result.
+	shutdownDone := make(chan struct{})
 	go func() {
+		defer close(shutdownDone)
 		for sig := range sigs {
 			switch sig {
 			case syscall.SIGHUP:
@@ -245,6 +249,7 @@ func run(argv []string) int {
 		logf("%v", err)
 		return 1
 	}
+	<-shutdownDone
 	runner.Close()
 	runner.Wait()
 	return 0
