@@ -29,6 +29,7 @@ type policyList []*policy
 type policy struct {
 	id     string
 	policy *cedar.Policy
+	order  int // position in load order
 }
 
 func (l policyList) All() iter.Seq2[cedar.PolicyID, *cedar.Policy] {
@@ -56,7 +57,7 @@ func (s *PolicySet) Authorize(p Principal, a Action, r Resource, ctx map[string]
 		return deny("principal has no name")
 	}
 	act := a.uid()
-	candidates, known := s.byAction[act]
+	index, known := s.byAction[act]
 	if !known {
 		return deny("unknown action " + a.String())
 	}
@@ -69,6 +70,7 @@ func (s *PolicySet) Authorize(p Principal, a Action, r Resource, ctx map[string]
 	own = append(own, r.entities...)
 	own = append(own, ctxEnts...)
 	ents := newRequestEntities(own, s.entities)
+	candidates := index.candidates(r.uid(), func(yield func(types.EntityUID) bool) { ancestors(ents, r.uid(), yield) })
 
 	dec, diag := cedar.Authorize(candidates, ents, cedar.Request{
 		Principal: own[0].UID,
@@ -84,6 +86,30 @@ func (s *PolicySet) Authorize(p Principal, a Action, r Resource, ctx map[string]
 		out.Errors = append(out.Errors, fmt.Sprintf("%s: %s", e.PolicyID, e.Message))
 	}
 	return out
+}
+
+// ancestors yields every entity that uid is `in`, following parents
+// through the request's own entities and entities.json, each once.
+func ancestors(ents *requestEntities, uid types.EntityUID, yield func(types.EntityUID) bool) {
+	seen := map[types.EntityUID]bool{uid: true}
+	queue := []types.EntityUID{uid}
+	for len(queue) > 0 {
+		e, ok := ents.Get(queue[0])
+		queue = queue[1:]
+		if !ok {
+			continue
+		}
+		for p := range e.Parents.All() {
+			if seen[p] {
+				continue
+			}
+			seen[p] = true
+			if !yield(p) {
+				return
+			}
+			queue = append(queue, p)
+		}
+	}
 }
 
 func deny(why string) Decision { return Decision{Errors: []string{"request: " + why}} }

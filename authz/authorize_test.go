@@ -173,6 +173,11 @@ func TestIndexMatchesFullScan(t *testing.T) {
 @id("proc") permit(principal, action == process_system::Action::"list", resource);
 @id("in-self") permit(principal, action in systemd::Action::"status", resource);
 @id("cond-action") permit(principal, action, resource is file_system::File) when { action == file_system::Action::"write" };
+@id("res-in") permit(principal, action == file_system::Action::"read", resource in file_system::Dir::"/srv");
+@id("res-eq") forbid(principal, action == file_system::Action::"read", resource == file_system::File::"/srv/x");
+@id("res-is-in") permit(principal, action == file_system::Action::"stat", resource is file_system::Dir in file_system::Dir::"/");
+@id("res-other") permit(principal, action == file_system::Action::"read", resource in file_system::Dir::"/var");
+@id("res-dir-eq") permit(principal, action == file_system::Action::"stat", resource == file_system::Dir::"/etc");
 `
 	s, err := LoadFiles([]File{{Name: "i.cedar", Data: []byte(src)}})
 	if err != nil {
@@ -181,10 +186,10 @@ func TestIndexMatchesFullScan(t *testing.T) {
 	full := *s
 	full.byAction = maps.Clone(s.byAction)
 	for uid := range full.byAction {
-		full.byAction[uid] = policyList(s.policies)
+		full.byAction[uid] = actionIndex{all: policyList(s.policies), any: policyList(s.policies)}
 	}
 	resources := map[string][]Resource{
-		"file_system":    {FileResource("/srv/x", nil), DirResource("/etc", nil)},
+		"file_system":    {FileResource("/srv/x", nil), DirResource("/etc", nil), FileResource("/srv/y/z", nil), FileResource("/var/log/a", nil), DirResource("/", nil)},
 		"process_system": {ProcessResource(7, "a", "root", "a")},
 		"systemd":        {ServiceResource("a.service"), EntityResource("systemd::Systemd", "systemd")},
 		"network":        {URLResource("https://a/")},
@@ -211,7 +216,7 @@ func TestIndexMatchesFullScan(t *testing.T) {
 	}
 	// The index really narrows: a read is not evaluated against the
 	// process-only policy.
-	for _, p := range s.byAction[FileAction("read").uid()] {
+	for _, p := range s.byAction[FileAction("read").uid()].all {
 		if p.id == "proc" || p.id == "in-self" {
 			t.Errorf("read candidates include %q", p.id)
 		}
@@ -241,5 +246,24 @@ func BenchmarkAuthorize(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// The resource index follows parents from entities.json: a policy on an
+// entity that only entities.json puts above the resource still applies.
+func TestIndexFollowsEntitiesJSONParents(t *testing.T) {
+	pol := `@id("special") permit(principal, action == file_system::Action::"read", resource in file_system::Dir::"/special");`
+	ents := `[{"uid": {"type": "file_system::Dir", "id": "/opt/app"}, "attrs": {"path": "/opt/app"}, "parents": [{"type": "file_system::Dir", "id": "/special"}]}]`
+	s, err := LoadFiles([]File{{Name: "p.cedar", Data: []byte(pol)}, {Name: EntitiesFile, Data: []byte(ents)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := s.Authorize(Principal{Name: "alice", UID: 1000}, FileAction("read"), FileResource("/opt/app/x", nil), nil)
+	if !d.Allow || fmt.Sprint(d.PolicyIDs) != "[special]" {
+		t.Fatalf("entities.json parent ignored by the index: %+v", d)
+	}
+	d = s.Authorize(Principal{Name: "alice", UID: 1000}, FileAction("read"), FileResource("/opt/other/x", nil), nil)
+	if d.Allow {
+		t.Fatalf("allowed outside the special tree: %+v", d)
 	}
 }

@@ -68,9 +68,67 @@ type PolicySet struct {
 	// byAction holds, for every action of the schema, the policies whose
 	// action scope can match it, in load order: a decision only evaluates
 	// those, so its cost does not grow with policies about other actions.
-	byAction map[types.EntityUID]policyList
+	byAction map[types.EntityUID]actionIndex
 	// entities are the schema's actions plus entities.json.
 	entities types.EntityMap
+}
+
+// actionIndex splits the policies of one action by resource scope: those
+// that may match any resource (no scope, `is T`), and those pinned to an
+// entity (`== E`, `in E`, `is T in E`), which only a request whose resource
+// is E or lies under E can match. A decision then evaluates only the
+// policies about its resource's chain, so its cost grows neither with
+// policies about other actions nor with policies about other resources.
+type actionIndex struct {
+	all   policyList
+	any   policyList
+	in    map[types.EntityUID]policyList // in E, is T in E: E and below
+	equal map[types.EntityUID]policyList // == E: E only
+}
+
+func (x *actionIndex) add(p *policy) {
+	if len(x.all) > 0 && x.all[len(x.all)-1] == p {
+		return
+	}
+	x.all = append(x.all, p)
+	switch sc := p.policy.AST().Resource.(type) {
+	case xast.ScopeTypeEq:
+		if x.equal == nil {
+			x.equal = map[types.EntityUID]policyList{}
+		}
+		x.equal[sc.Entity] = append(x.equal[sc.Entity], p)
+	case xast.ScopeTypeIn:
+		x.addIn(sc.Entity, p)
+	case xast.ScopeTypeIsIn:
+		x.addIn(sc.Entity, p)
+	default:
+		x.any = append(x.any, p)
+	}
+}
+
+func (x *actionIndex) addIn(e types.EntityUID, p *policy) {
+	if x.in == nil {
+		x.in = map[types.EntityUID]policyList{}
+	}
+	x.in[e] = append(x.in[e], p)
+}
+
+// candidates returns, in load order, the policies that may apply to a
+// request on resource; ancestors yields every entity the resource is in,
+// by the request's entities (so parents from entities.json count).
+func (x *actionIndex) candidates(resource types.EntityUID, ancestors func(yield func(types.EntityUID) bool)) policyList {
+	if len(x.in) == 0 && len(x.equal) == 0 {
+		return x.any
+	}
+	out := append(policyList(nil), x.any...)
+	out = append(out, x.equal[resource]...)
+	out = append(out, x.in[resource]...)
+	ancestors(func(a types.EntityUID) bool {
+		out = append(out, x.in[a]...)
+		return true
+	})
+	slices.SortFunc(out, func(a, b *policy) int { return a.order - b.order })
+	return slices.CompactFunc(out, func(a, b *policy) bool { return a == b })
 }
 
 // Len is the number of policies.
@@ -210,11 +268,12 @@ func LoadFiles(files []File) (*PolicySet, error) {
 
 // index fills byAction from each policy's action scope.
 func (s *PolicySet) index(cs *compiledSchema) {
-	s.byAction = make(map[types.EntityUID]policyList, len(cs.actions))
+	s.byAction = make(map[types.EntityUID]actionIndex, len(cs.actions))
 	for uid := range cs.actions {
-		s.byAction[uid] = nil
+		s.byAction[uid] = actionIndex{}
 	}
-	for _, p := range s.policies {
+	for i, p := range s.policies {
+		p.order = i
 		var scope []types.EntityUID
 		switch sc := p.policy.AST().Action.(type) {
 		case xast.ScopeTypeEq:
@@ -234,11 +293,9 @@ func (s *PolicySet) index(cs *compiledSchema) {
 			}
 		}
 		for _, uid := range scope {
-			l := s.byAction[uid]
-			if len(l) > 0 && l[len(l)-1] == p {
-				continue
-			}
-			s.byAction[uid] = append(l, p)
+			x := s.byAction[uid]
+			x.add(p)
+			s.byAction[uid] = x
 		}
 	}
 }

@@ -46,6 +46,9 @@ type AuditRecord struct {
 	// with --allow-degraded, on every run they apply to.
 	Degraded []string `json:"degraded,omitempty"`
 	Reason   string   `json:"reason,omitempty"`
+	// PeakMemory is the worker's peak memory use (run_end; from its
+	// cgroup, so root brokers only).
+	PeakMemory int64 `json:"peak_memory_bytes,omitempty"`
 }
 
 // AuditLimits is the limits part of a run_start record.
@@ -145,6 +148,7 @@ func (a *auditLog) runEnd(r *run, res *ipc.Result, hit []string) {
 	rec := &AuditRecord{
 		Event: "run_end", RunID: r.id, Principal: r.principal.Name, UID: r.principal.UID,
 		Status: res.Status, Duration: res.DurationMs, LimitsHit: hit, Degraded: r.degraded,
+		PeakMemory: r.peakMemory,
 	}
 	if res.Error != nil {
 		rec.ErrorType = res.Error.ErrorType

@@ -306,10 +306,13 @@ type run struct {
 	maxWrite  int64
 	degraded  []string
 	limitsHit []string
-	learn     *Learner
-	dnsServer string
-	mandatory *mandatoryList
-	redact    *redactor
+	// peakMemory is the worker's peak memory use from its cgroup (0
+	// without one), reported in the run_end audit record.
+	peakMemory int64
+	learn      *Learner
+	dnsServer  string
+	mandatory  *mandatoryList
+	redact     *redactor
 }
 
 func (r *run) logf(format string, args ...any) {
@@ -481,6 +484,9 @@ func (r *Runner) run(ctx context.Context, rn *run, job *Job) *ipc.Result {
 	}
 	// The script is done (or dead): whatever is left of the worker goes.
 	waitErr := waitOrKill(wp, 2*time.Second)
+	if cg != nil {
+		rn.peakMemory = cg.peakBytes()
+	}
 	// Wake the session if it still waits for a packet; the descriptor is
 	// closed by release, once the session can no longer touch it.
 	_ = pc.Shutdown()
