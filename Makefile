@@ -8,7 +8,7 @@ TAGS    := netgo,osusergo
 WORKER_LDFLAGS := -linkmode external -extldflags "-static"
 TEST_TIMEOUT ?= 20m
 
-.PHONY: all build deps demo test vet fuzz hostile clean install
+.PHONY: all build deps demo test vet fuzz hostile bench clean install
 
 all: build
 
@@ -75,6 +75,12 @@ hostile: build
 	@REX_BIN_DIR=$(CURDIR)/$(BIN) REX_TEST_ROOT=1 REX_TEST_STRICT=1 \
 		$(GO) test -count=1 -json -timeout $(TEST_TIMEOUT) -run $(HOSTILE_RUN) ./internal/hostile ./broker ./seccomp \
 		| $(GO) run ./internal/hostile/cmd/report
+
+# Benchmarks against baselines measured in the same run (needs root and
+# bubblewrap); the table goes to bench/RESULTS.md when it changes.
+bench: build
+	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq bubblewrap >/dev/null; } || true
+	bench/run.sh
 
 clean:
 	rm -rf $(BIN)

@@ -1,20 +1,50 @@
 #!/usr/bin/env bash
-# bench/run.sh — rex against its baselines, measured in the same run.
-# Usage: bench/run.sh [N]   (from the repository root, after `make build`)
+# bench/run.sh — rex against its baselines, each measured in the same run,
+# alternating, printed as: workload, rex, baseline, ratio, target, PASS/MISS.
+# Usage: make bench   (or bench/run.sh [N] as root after `make build`)
+# Paste the table into bench/RESULTS.md with the machine and date when it
+# changes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-30}
 command -v bwrap >/dev/null || { echo "bench needs bubblewrap: apt-get install bubblewrap" >&2; exit 1; }
-go build -o bin/cmdbench ./bench/cmdbench
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+[ "$(id -u)" = 0 ] || { echo "bench needs root (daemon workloads)" >&2; exit 1; }
+for b in cmdbench opcost fsbench throughput; do go build -o "bin/$b" "./bench/$b"; done
+tmp=$(mktemp -d); chmod 755 "$tmp"
+broker_pid=
+cleanup() { [ -n "$broker_pid" ] && kill "$broker_pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"; }
+trap cleanup EXIT
 echo '"hello"' > "$tmp/hello.risor"
-printf 'permit(principal, action == file_system::Action::"stat", resource == file_system::Dir::"/");\n' > "$tmp/p.cedar"
+mkdir "$tmp/pol"
+printf 'permit(principal, action == file_system::Action::"stat", resource == file_system::Dir::"/");\n' > "$tmp/pol/p.cedar"
 # Debian's /usr/bin/true needs the loader under /lib64: bind /usr and add the
 # merged-/usr symlinks, or bwrap cannot exec it at all.
 BWRAP=(bwrap --unshare-all --die-with-parent --ro-bind /usr /usr --symlink usr/lib64 /lib64 --symlink usr/lib /lib /usr/bin/true)
-echo "machine: $(nproc) cores, $(uname -r), $(date -u +%Y-%m-%d)"
-bin/cmdbench -n "$N" -name "hello standalone vs bwrap" -target 1.5 -- bin/rex-exec --policy "$tmp/p.cedar" "$tmp/hello.risor" -- "${BWRAP[@]}"
-# File reads (issue 3): fs.cat of 4 KiB per call vs open+read+close in Go,
-# and 256 MiB through an fs.open descriptor vs cat, in the same run.
-go build -o bin/fsbench ./bench/fsbench
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem/{print $2}') GiB, kernel $(uname -r), $(date -u +%Y-%m-%d)"
+
+# 1. One hello-world run, standalone and through the daemon (its pool of
+#    pre-started workers on), against bubblewrap starting /usr/bin/true.
+bin/cmdbench -n "$N" -name "hello standalone vs bwrap" -target 1.5 -- bin/rex-exec --policy "$tmp/pol/p.cedar" "$tmp/hello.risor" -- "${BWRAP[@]}"
+bin/rex-broker --socket "$tmp/rex.sock" --policy-dir "$tmp/pol" --audit-log /dev/null --socket-mode 0666 --pool 2 2>/dev/null &
+broker_pid=$!
+for _ in $(seq 100); do [ -S "$tmp/rex.sock" ] && break; sleep 0.05; done
+sleep 1
+bin/cmdbench -n "$N" -name "hello daemon vs bwrap" -target 1.0 -- bin/rex-exec --socket "$tmp/rex.sock" "$tmp/hello.risor" -- "${BWRAP[@]}"
+kill "$broker_pid"; wait "$broker_pid" 2>/dev/null || true; broker_pid=
+
+# 2. Per-operation cost: fs.stat against a bare seqpacket round trip.
+bin/opcost -rex bin/rex-exec -n 10000 -runs 5
+
+# 3. File reads: fs.cat of 4 KiB per call vs open+read+close in Go, and
+#    256 MiB through an fs.open descriptor vs cat.
 bin/fsbench -rex bin/rex-exec -n 5000 -runs 5
+
+# 4. Authorisation: 1000 policies vs 10 (same action mix, indexed by action
+#    and resource scope).
+go test ./authz -run '^$' -bench 'BenchmarkAuthorize' -benchtime 20000x 2>/dev/null | awk '
+	/policies=10-/ {a=$3} /policies=1000-/ {b=$3}
+	END {r=b/a; printf "%-28s 1000 policies %7.2f µs   10 policies %7.2f µs   ratio %5.2f   target  2.00  %s\n",
+		"authorisation 1000 vs 10", b/1000, a/1000, r, (r<=2?"PASS":"MISS")}'
+
+# 5 and 6. Throughput with 8 concurrent clients; broker and worker memory.
+bin/throughput -bin bin -n "${THROUGHPUT_RUNS:-1000}" -c 8

@@ -46,8 +46,7 @@ type AuditRecord struct {
 	// with --allow-degraded, on every run they apply to.
 	Degraded []string `json:"degraded,omitempty"`
 	Reason   string   `json:"reason,omitempty"`
-	// PeakMemory is the worker's peak memory use (run_end; from its
-	// cgroup, so root brokers only).
+	// PeakMemory is the worker's peak resident memory (run_end).
 	PeakMemory int64 `json:"peak_memory_bytes,omitempty"`
 }
 

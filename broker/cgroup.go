@@ -160,20 +160,6 @@ func (cg *cgroup) oomKilled() bool {
 	return false
 }
 
-// peakBytes returns the group's peak memory use, or 0.
-func (cg *cgroup) peakBytes() int64 {
-	name := "memory.max_usage_in_bytes"
-	if cg.mode == cgroupV2 {
-		name = "memory.peak"
-	}
-	b, err := os.ReadFile(filepath.Join(cg.dirs[0], name))
-	if err != nil {
-		return 0
-	}
-	n, _ := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
-	return n
-}
-
 // remove kills whatever is left in the group and deletes it. A group can
 // only be removed once empty, so it retries briefly while the kernel reaps.
 func (cg *cgroup) remove() {

@@ -306,8 +306,8 @@ type run struct {
 	maxWrite  int64
 	degraded  []string
 	limitsHit []string
-	// peakMemory is the worker's peak memory use from its cgroup (0
-	// without one), reported in the run_end audit record.
+	// peakMemory is the worker's peak resident memory (its rusage),
+	// reported in the run_end audit record.
 	peakMemory int64
 	learn      *Learner
 	dnsServer  string
@@ -484,8 +484,10 @@ func (r *Runner) run(ctx context.Context, rn *run, job *Job) *ipc.Result {
 	}
 	// The script is done (or dead): whatever is left of the worker goes.
 	waitErr := waitOrKill(wp, 2*time.Second)
-	if cg != nil {
-		rn.peakMemory = cg.peakBytes()
+	if st := wp.cmd.ProcessState; st != nil {
+		if ru, ok := st.SysUsage().(*syscall.Rusage); ok {
+			rn.peakMemory = ru.Maxrss << 10 // kernel reports KiB
+		}
 	}
 	// Wake the session if it still waits for a packet; the descriptor is
 	// closed by release, once the session can no longer touch it.
