@@ -73,7 +73,7 @@ install: build
 HOSTILE_RUN := '^Test[A-Z][0-9][0-9]_|^TestSeccompProfile|^FuzzDispatch'
 hostile: build
 	@REX_BIN_DIR=$(CURDIR)/$(BIN) REX_TEST_ROOT=1 REX_TEST_STRICT=1 \
-		$(GO) test -count=1 -json -timeout $(TEST_TIMEOUT) -run $(HOSTILE_RUN) ./internal/hostile ./broker ./seccomp \
+		$(GO) test -count=1 -json -timeout $(TEST_TIMEOUT) -run $(HOSTILE_RUN) ./internal/hostile ./broker ./seccomp ./internal/e2e \
 		| $(GO) run ./internal/hostile/cmd/report
 
 # Benchmarks against baselines measured in the same run (needs root and

@@ -358,7 +358,7 @@ permit(principal in Group::%q, action == file_system::Action::"stat", resource =
 
 // A01: a peer outside --allow-group is refused before any work, with an
 // audit record naming its uid and pid.
-func TestDaemonAllowGroup(t *testing.T) {
+func TestA01_AllowGroupGate(t *testing.T) {
 	testutil.RequireRoot(t)
 	f := newFixture(t)
 	sfx := randSuffix()
@@ -387,7 +387,7 @@ func TestDaemonAllowGroup(t *testing.T) {
 // A03: identity cannot ride in a request. A run frame with extra fields
 // (principal, uid) is refused as a protocol error, and the hello ack names
 // the socket peer.
-func TestDaemonIdentityFieldsRefused(t *testing.T) {
+func TestA03_IdentityFieldsRefused(t *testing.T) {
 	f := newFixture(t)
 	b := startBroker(t, policyDir(t, f), nil)
 	c, err := net.Dial("unix", b.socket)
@@ -421,7 +421,7 @@ func TestDaemonIdentityFieldsRefused(t *testing.T) {
 // R03: SIGKILL the broker mid-run: the worker is gone within 100 ms
 // (PDEATHSIG) and the janitor removes the run's cgroups. SIGKILL the client
 // mid-run: the run is cancelled, its worker and cgroups gone.
-func TestDaemonKillBrokerMidRun(t *testing.T) {
+func TestR03_KillBrokerMidRun(t *testing.T) {
 	f := newFixture(t)
 	b := startBroker(t, policyDir(t, f), nil)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -466,7 +466,7 @@ func TestDaemonKillBrokerMidRun(t *testing.T) {
 	}
 }
 
-func TestDaemonKillClientMidRun(t *testing.T) {
+func TestR03_KillClientMidRun(t *testing.T) {
 	f := newFixture(t)
 	b := startBroker(t, policyDir(t, f), nil)
 	bin := testutil.Binaries(t)
@@ -529,7 +529,7 @@ func TestDaemonShutdownKillsAfterGrace(t *testing.T) {
 // RESOURCE_LIMIT_EXCEPTION), well-behaved runs succeed (retrying when
 // refused for capacity),
 // and no worker, zombie or cgroup is left. REX_TEST_STORM sets the size.
-func TestDaemonStorm(t *testing.T) {
+func TestR04_Storm(t *testing.T) {
 	testutil.RequireRoot(t)
 	n := 40
 	if s, err := strconv.Atoi(os.Getenv("REX_TEST_STORM")); err == nil && s > 0 {
@@ -613,7 +613,7 @@ func ptr[T any](v T) *T { return &v }
 // R06: each missing layer (reported missing through the documented test
 // hook REX_TEST_PROBE_MISSING) makes the broker refuse runs naming it;
 // --allow-degraded names the gap and runs go ahead, logged and audited.
-func TestDaemonMissingLayerRefused(t *testing.T) {
+func TestR06_MissingLayerRefused(t *testing.T) {
 	testutil.RequireRoot(t)
 	f := newFixture(t)
 	dir := policyDir(t, f)
