@@ -220,6 +220,9 @@ func standalone(o *options, script []byte, name string, args []byte) *ipc.Result
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// Wait for the run's cleanup (its cgroup and worker) before returning:
+	// nothing outlives this process to do it.
+	defer r.Wait()
 	return r.Run(ctx, &broker.Job{
 		Principal: broker.PrincipalFor(uint32(os.Getuid()), gids), Policies: ps,
 		Script: script, ScriptName: name, Args: args, Timeout: o.timeout, PeerPID: os.Getpid(), Learn: o.learner,

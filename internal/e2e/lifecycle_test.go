@@ -249,3 +249,15 @@ func (b *broker) alive(t *testing.T) {
 	o := rexExecAs(context.Background(), t, nil, b.socket, `"still serving"`)
 	wantStatus(t, o, ipc.StatusSuccess, "", 0)
 }
+
+// A standalone run as root leaves no cgroup behind: rex-exec waits for the
+// run's cleanup before it exits, as nothing outlives it to do it.
+func TestStandaloneLeavesNoCgroup(t *testing.T) {
+	testutil.RequireRoot(t)
+	f := newFixture(t)
+	o := standalone(t, f, `"done"`)
+	wantStatus(t, o, ipc.StatusSuccess, "", 0)
+	if left := existing(runCgroupDirs(o.res.RunID)); len(left) > 0 {
+		t.Fatalf("cgroups left by standalone run %s: %v", o.res.RunID, left)
+	}
+}
