@@ -45,6 +45,7 @@ var errViolation = errors.New("protocol violation")
 // clean close and an errViolation-wrapped error otherwise.
 func (s *session) serve(deadline time.Time) error {
 	_ = s.pc.SetReadDeadline(deadline)
+	_ = s.pc.SetWriteTimeout(writeTimeout)
 	for {
 		pkt, files, err := s.pc.Recv()
 		if err != nil {
@@ -133,7 +134,6 @@ func (s *session) reply(req *ipc.Request, body any, fd *os.File, herr error) err
 	if err != nil {
 		return err
 	}
-	_ = s.pc.SetWriteDeadline(time.Now().Add(writeTimeout))
 	return s.pc.Send(pkt, fd)
 }
 

@@ -45,6 +45,7 @@ func SocketPair() (broker, worker *os.File, err error) {
 type PacketConn struct {
 	c     *net.UnixConn // nil in raw mode
 	raw   int
+	wto   time.Duration // SetWriteTimeout, for poller-backed ends
 	wmu   sync.Mutex
 	rbuf  []byte
 	oob   []byte
@@ -113,6 +114,18 @@ func (p *PacketConn) SetWriteDeadline(t time.Time) error {
 	return p.c.SetWriteDeadline(t)
 }
 
+// SetWriteTimeout bounds every following Send by d (0: no bound). On a
+// raw end it is one setsockopt for the life of the connection, not one per
+// reply.
+func (p *PacketConn) SetWriteTimeout(d time.Duration) error {
+	if p.c == nil {
+		tv := unix.NsecToTimeval(d.Nanoseconds())
+		return unix.SetsockoptTimeval(p.raw, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv)
+	}
+	p.wto = d
+	return nil
+}
+
 func setTimeout(fd, opt int, t time.Time) error {
 	var tv unix.Timeval
 	if !t.IsZero() {
@@ -146,6 +159,9 @@ func (p *PacketConn) Send(b []byte, fd *os.File) error {
 				return err
 			}
 		}
+	}
+	if p.wto > 0 {
+		_ = p.c.SetWriteDeadline(time.Now().Add(p.wto))
 	}
 	_, _, err := p.c.WriteMsgUnix(b, oob, nil)
 	return err
