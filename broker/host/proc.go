@@ -83,10 +83,14 @@ func ReadProc(pid int) (Proc, error) {
 	}
 	if cmd, err := os.ReadFile(dir + "/cmdline"); err == nil {
 		cmd = bytes.TrimRight(cmd, "\x00")
-		if len(cmd) > ipc.MaxProcCommand {
-			cmd = cmd[:ipc.MaxProcCommand]
+		args := strings.Split(strings.ToValidUTF8(string(cmd), "?"), "\x00")
+		// Redact before cutting, so a cut cannot split a secret out of
+		// the pattern that would have caught it.
+		line := strings.Join(RedactCommand(args), " ")
+		if len(line) > ipc.MaxProcCommand {
+			line = strings.ToValidUTF8(line[:ipc.MaxProcCommand], "")
 		}
-		p.Command = strings.ToValidUTF8(string(bytes.ReplaceAll(cmd, []byte{0}, []byte{' '})), "?")
+		p.Command = line
 	}
 	return p, nil
 }

@@ -21,6 +21,10 @@ import (
 // TestMain lets this test binary act as the attacking caller of R05: run
 // as the user who started a run, it attacks that run's worker.
 func TestMain(m *testing.M) {
+	if os.Getenv("REX_E2E_SLEEP") == "1" { // a process with secrets in its argv
+		time.Sleep(30 * time.Second)
+		os.Exit(0)
+	}
 	if pid := os.Getenv("REX_E2E_ATTACK_WORKER"); pid != "" {
 		n, _ := strconv.Atoi(pid)
 		fmt.Print(attackWorker(n))
@@ -259,5 +263,38 @@ func TestStandaloneLeavesNoCgroup(t *testing.T) {
 	wantStatus(t, o, ipc.StatusSuccess, "", 0)
 	if left := existing(runCgroupDirs(o.res.RunID)); len(left) > 0 {
 		t.Fatalf("cgroups left by standalone run %s: %v", o.res.RunID, left)
+	}
+}
+
+// TestN04_CommandLineSecretsRedacted: a listed process's command line
+// comes back with its secrets redacted.
+func TestN04_CommandLineSecretsRedacted(t *testing.T) {
+	requireSandbox(t)
+	self, err := os.Executable()
+	must(t, err)
+	victim := exec.Command(self, "--password=hunter2", "--token", "tok-abc", "https://bob:s3cret@example.com/")
+	victim.Env = []string{"REX_E2E_SLEEP=1"}
+	must(t, victim.Start())
+	defer func() { _ = victim.Process.Kill(); _ = victim.Wait() }()
+	pol := filepath.Join(t.TempDir(), "p.cedar")
+	must(t, os.WriteFile(pol, []byte(fmt.Sprintf(`@id("victim")
+permit(principal, action == process_system::Action::"list", resource) when { resource.pid == %d };`, victim.Process.Pid)), 0o644))
+	var o outcome
+	for i := 0; i < 50; i++ { // until the victim has exec'd
+		o = rexExec(t, `ps := proc.list(); len(ps) == 1 ? ps[0].command : ""`, nil, "--policy", pol, "--output", "json")
+		if strings.Contains(string(o.res.Output), "password") {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	wantStatus(t, o, ipc.StatusSuccess, "", 0)
+	out := string(o.res.Output)
+	for _, secret := range []string{"hunter2", "tok-abc", "s3cret"} {
+		if strings.Contains(o.raw, secret) {
+			t.Errorf("secret %q in the listed command line: %s", secret, out)
+		}
+	}
+	if !strings.Contains(out, "--password=[REDACTED]") || !strings.Contains(out, "--token [REDACTED]") || !strings.Contains(out, "bob:[REDACTED]@") {
+		t.Errorf("command line not redacted as expected: %s", out)
 	}
 }
