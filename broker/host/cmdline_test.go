@@ -7,7 +7,7 @@ import (
 
 func TestRedactCommand(t *testing.T) {
 	cases := map[string]string{
-		"mysql --user=app --password=hunter2 db":            "mysql --user=app --password=[REDACTED] db",
+		"mysql --user=app --password=hunter2 db":             "mysql --user=app --password=[REDACTED] db",
 		"curl -H x --token abc123 https://a/":                "curl -H x --token [REDACTED] https://a/",
 		"env API_KEY=k1 DB_PASSWORD=p2 PATH=/bin run":        "env API_KEY=[REDACTED] DB_PASSWORD=[REDACTED] PATH=/bin run",
 		"git clone https://bob:s3cret@example.com/r.git":     "git clone https://bob:[REDACTED]@example.com/r.git",
