@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -482,7 +483,27 @@ func (r *Runner) run(ctx context.Context, rn *run, job *Job) *ipc.Result {
 		_ = wp.cmd.Process.Kill()
 		fr = <-resultCh
 	}
-	// The script is done (or dead): whatever is left of the worker goes.
+	if why == "" && fr.err == nil {
+		// The worker reported: nothing it does from now on can change the
+		// run. Kill it and leave reaping to release, off the run's clock;
+		// only a session that broke the protocol still spoils the result.
+		rn.peakMemory = peakRSS(wp.cmd.Process.Pid)
+		_ = wp.cmd.Process.Kill()
+		_ = pc.Shutdown()
+		if err := <-sessDone; err != nil {
+			rn.logf("%v", err)
+			return &ipc.Result{Denials: sess.deniedList(), Status: ipc.StatusError,
+				Error: &ipc.ResultError{ErrorType: ipc.ErrCommunication, Message: "worker broke the protocol; session ended"}}
+		}
+		res := &ipc.Result{Denials: sess.deniedList()}
+		r.fillFromWorker(res, fr.wr)
+		if fr.wr.StdoutTruncated || len(fr.wr.Stdout) > r.cfg.Limits.StdoutBytes {
+			rn.limitsHit = append(rn.limitsHit, "output")
+		}
+		return res
+	}
+	// The script is dead or ended without a result: wait for the worker,
+	// since how it died says what happened.
 	waitErr := waitOrKill(wp, 2*time.Second)
 	if st := wp.cmd.ProcessState; st != nil {
 		if ru, ok := st.SysUsage().(*syscall.Rusage); ok {
@@ -527,6 +548,21 @@ func (r *Runner) run(ctx context.Context, rn *run, job *Job) *ipc.Result {
 		rn.limitsHit = append(rn.limitsHit, "memory")
 	}
 	return res
+}
+
+// peakRSS reads a live process's peak resident memory (VmHWM), or 0.
+func peakRSS(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }
 
 type frameResult struct {
