@@ -489,6 +489,12 @@ func (r *Runner) run(ctx context.Context, rn *run, job *Job) *ipc.Result {
 		// only a session that broke the protocol still spoils the result.
 		rn.peakMemory = peakRSS(wp.cmd.Process.Pid)
 		_ = wp.cmd.Process.Kill()
+		if rn.peakMemory == 0 {
+			// It had exited already (a zombie has no memory to read), so
+			// reaping it is immediate and its rusage has the figure.
+			_ = waitOrKill(wp, time.Second)
+			rn.peakMemory = rusagePeak(wp)
+		}
 		_ = pc.Shutdown()
 		if err := <-sessDone; err != nil {
 			rn.logf("%v", err)
@@ -505,11 +511,7 @@ func (r *Runner) run(ctx context.Context, rn *run, job *Job) *ipc.Result {
 	// The script is dead or ended without a result: wait for the worker,
 	// since how it died says what happened.
 	waitErr := waitOrKill(wp, 2*time.Second)
-	if st := wp.cmd.ProcessState; st != nil {
-		if ru, ok := st.SysUsage().(*syscall.Rusage); ok {
-			rn.peakMemory = ru.Maxrss << 10 // kernel reports KiB
-		}
-	}
+	rn.peakMemory = rusagePeak(wp)
 	// Wake the session if it still waits for a packet; the descriptor is
 	// closed by release, once the session can no longer touch it.
 	_ = pc.Shutdown()
@@ -548,6 +550,16 @@ func (r *Runner) run(ctx context.Context, rn *run, job *Job) *ipc.Result {
 		rn.limitsHit = append(rn.limitsHit, "memory")
 	}
 	return res
+}
+
+// rusagePeak is a reaped worker's peak resident memory, or 0.
+func rusagePeak(wp *workerProc) int64 {
+	if st := wp.cmd.ProcessState; st != nil {
+		if ru, ok := st.SysUsage().(*syscall.Rusage); ok {
+			return ru.Maxrss << 10 // the kernel reports KiB
+		}
+	}
+	return 0
 }
 
 // peakRSS reads a live process's peak resident memory (VmHWM), or 0.
