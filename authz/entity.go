@@ -3,6 +3,7 @@ package authz
 import (
 	"net/url"
 	"strconv"
+	"sync"
 
 	"github.com/cedar-policy/cedar-go/types"
 )
@@ -151,22 +152,54 @@ func pathResource(typ types.EntityType, path string, attrs *FileAttrs) Resource 
 		rec["mode"] = types.Long(attrs.Mode)
 	}
 	self := types.Entity{UID: types.NewEntityUID(typ, types.String(path)), Attributes: types.NewRecord(rec)}
-	ents := []types.Entity{self}
-	cur := path
-	for {
-		parent, ok := parentDir(cur)
-		if !ok {
-			break
-		}
-		pid := types.NewEntityUID(typeDir, types.String(parent))
-		ents[len(ents)-1].Parents = types.NewEntityUIDSet(pid)
-		ents = append(ents, types.Entity{
-			UID:        pid,
-			Attributes: types.NewRecord(types.RecordMap{"path": types.String(parent)}),
-		})
-		cur = parent
+	parent, ok := parentDir(path)
+	if !ok {
+		return Resource{entities: []types.Entity{self}}
 	}
-	return Resource{entities: ents}
+	self.Parents = types.NewEntityUIDSet(types.NewEntityUID(typeDir, types.String(parent)))
+	chain := dirChain(parent)
+	ents := make([]types.Entity, 0, 1+len(chain))
+	return Resource{entities: append(append(ents, self), chain...)}
+}
+
+// chains caches, per directory, the attribute-less Dir entities from that
+// directory up to Dir::"/", each with its parent: the same for every request
+// under the directory, and the bulk of building a file resource. Entities
+// are immutable values, so the cached slices are shared read-only (callers
+// copy them into a slice of their own).
+var chains struct {
+	sync.Mutex
+	m map[string][]types.Entity
+}
+
+// maxChains bounds the cache; past it, the cache starts over.
+const maxChains = 4096
+
+func dirChain(dir string) []types.Entity {
+	chains.Lock()
+	c, ok := chains.m[dir]
+	chains.Unlock()
+	if ok {
+		return c
+	}
+	e := types.Entity{
+		UID:        types.NewEntityUID(typeDir, types.String(dir)),
+		Attributes: types.NewRecord(types.RecordMap{"path": types.String(dir)}),
+	}
+	c = []types.Entity{e}
+	if parent, ok := parentDir(dir); ok {
+		c[0].Parents = types.NewEntityUIDSet(types.NewEntityUID(typeDir, types.String(parent)))
+		up := dirChain(parent)
+		c = append(make([]types.Entity, 0, 1+len(up)), c[0])
+		c = append(c, up...)
+	}
+	chains.Lock()
+	if chains.m == nil || len(chains.m) >= maxChains {
+		chains.m = make(map[string][]types.Entity, 64)
+	}
+	chains.m[dir] = c
+	chains.Unlock()
+	return c
 }
 
 // URLResource is network::url::"<raw>" with the url attribute and, when raw

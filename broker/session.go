@@ -141,7 +141,7 @@ func (s *session) reply(req *ipc.Request, body any, fd *os.File, herr error) err
 // denial for the result and returns the uniform denial error.
 func (s *session) authorize(a authz.Action, r authz.Resource, ctx map[string]any) error {
 	d := s.run.decide(a, r, ctx)
-	s.run.audit.decision(s.run, a.String(), r.String(), d)
+	s.run.audit.decision(s.run, a, r, d)
 	if d.Allow {
 		return nil
 	}
