@@ -163,7 +163,7 @@ func (s *mcpServer) fail(id json.RawMessage, code int, msg string) {
 }
 
 func (s *mcpServer) handle(line []byte) {
-	if t := bytes.TrimSpace(line); t[0] == '[' {
+	if t := bytes.TrimSpace(line); len(t) > 0 && t[0] == '[' {
 		s.fail(nil, rpcInvalidRequest, "batches are not supported: send one message per line")
 		return
 	}
