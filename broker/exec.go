@@ -1,13 +1,8 @@
 package broker
 
 import (
-	"bytes"
-	"context"
-	"errors"
 	"os"
-	"os/exec"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/rex-sh/rex/authz"
@@ -118,84 +113,20 @@ func primaryGID(uid uint32) uint32 {
 }
 
 func (s *session) runChild(f *os.File, path string, req ipc.ExecuteReq, uid, gid uint32, timeout time.Duration) (any, *os.File, error) {
+	if os.Geteuid() != 0 && uid != uint32(os.Geteuid()) && req.User != "" {
+		return nil, nil, ipc.Errorf(ipc.CodeUnsupported, "this broker does not run as root and cannot run programs as %s", req.User)
+	}
 	env := make([]string, 0, len(req.Env))
 	for k, v := range req.Env {
 		env = append(env, k+"="+v)
 	}
-	stdout, stderr := &cappedBuffer{max: execMaxOutput}, &cappedBuffer{max: execMaxOutput}
-	cmd := &exec.Cmd{
-		// The child's fd 3 is the authorised descriptor; exec through its
-		// /proc/self/fd entry is fexecve, so no path is resolved again.
-		Path:       "/proc/self/fd/3",
-		Args:       append([]string{path}, req.Args...),
-		Env:        env,
-		Dir:        "/",
-		ExtraFiles: []*os.File{f},
-		Stdout:     stdout,
-		Stderr:     stderr,
-		WaitDelay:  time.Second,
-		SysProcAttr: &syscall.SysProcAttr{
-			Setpgid:   true,
-			Pdeathsig: syscall.SIGKILL,
-		},
+	res, err := host.Run(host.ExecSpec{Prog: f, Argv0: path, Args: req.Args, Env: env,
+		UID: uid, GID: gid, Timeout: timeout, MaxOutput: execMaxOutput})
+	if err != nil {
+		return nil, nil, ipc.Errorf(ipc.CodeIO, "execute %s: %v", path, err)
 	}
-	if os.Geteuid() == 0 {
-		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uid, Gid: gid, Groups: []uint32{}}
-	} else if uid != uint32(os.Geteuid()) && req.User != "" {
-		return nil, nil, ipc.Errorf(ipc.CodeUnsupported, "this broker does not run as root and cannot run programs as %s", req.User)
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, nil, ipc.Errorf(ipc.CodeIO, "execute %s: %v", path, unwrapExec(err))
-	}
-	pgid := cmd.Process.Pid
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	resp := &ipc.ExecuteResp{}
-	var werr error
-	select {
-	case werr = <-done:
-	case <-ctx.Done():
-		resp.TimedOut = true
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
-		werr = <-done
-	}
-	// Whatever the program left behind in its group goes with it.
-	_ = syscall.Kill(-pgid, syscall.SIGKILL)
-	resp.ExitCode = cmd.ProcessState.ExitCode()
-	var ee *exec.ExitError
-	if werr != nil && !errors.As(werr, &ee) && !errors.Is(werr, exec.ErrWaitDelay) {
-		return nil, nil, ipc.Errorf(ipc.CodeIO, "execute %s: %v", path, werr)
-	}
-	resp.Stdout, resp.Stderr = stdout.Bytes(), stderr.Bytes()
-	resp.Truncated = stdout.cut || stderr.cut
-	return resp, nil, nil
-}
-
-func unwrapExec(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
-}
-
-// cappedBuffer keeps the first max bytes written and drops the rest, so a
-// chatty program never blocks on a full pipe nor grows the broker.
-type cappedBuffer struct {
-	bytes.Buffer
-	max int
-	cut bool
-}
-
-func (c *cappedBuffer) Write(p []byte) (int, error) {
-	if room := c.max - c.Len(); room < len(p) {
-		c.cut = true
-		c.Buffer.Write(p[:max(room, 0)])
-		return len(p), nil
-	}
-	return c.Buffer.Write(p)
+	return &ipc.ExecuteResp{ExitCode: res.ExitCode, Stdout: res.Stdout, Stderr: res.Stderr,
+		Truncated: res.Truncated, TimedOut: res.TimedOut}, nil, nil
 }
 
 // argumentsEntity is Rex's view of a command line: "--k=v" and "-k v"
