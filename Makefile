@@ -42,10 +42,7 @@ test: build
 # (searched recursively: broker covers broker/host)
 FUZZ_PKGS := ipc authz broker cmd/rex-exec
 fuzz: build
-	@for t in $$(grep -rhoE '^func (Fuzz[A-Za-z0-9_]+)' --include=*_test.go $(FUZZ_PKGS) | sed 's/func //' | sort -u); do \
-		pkg=$$(grep -rlE "^func $$t\(" --include=*_test.go $(FUZZ_PKGS) | xargs -n1 dirname | sort -u); \
-		echo "fuzz $$pkg $$t"; $(GO) test ./$$pkg -run '^$$' -fuzz "^$$t$$" -fuzztime $${FUZZTIME:-30s} || exit 1; \
-	done
+	GO=$(GO) FUZZTIME=$${FUZZTIME:-30s} .ci/fuzz $(FUZZ_PKGS)
 
 # install: binaries to $(PREFIX)/bin, rex-worker to $(PREFIX)/libexec/rex,
 # systemd units (with $(PREFIX) substituted) to $(UNITDIR), and the example
