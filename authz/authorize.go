@@ -47,14 +47,19 @@ func (l policyList) All() iter.Seq2[cedar.PolicyID, *cedar.Policy] {
 // A nil PolicySet, an action the schema does not know, an invalid resource
 // or an unconvertible context is a deny with the reason in Errors.
 func (s *PolicySet) Authorize(p Principal, a Action, r Resource, ctx map[string]any) Decision {
+	if p.Name == "" {
+		return deny("principal has no name")
+	}
+	return s.authorize(p.entity(), a, r, ctx)
+}
+
+// authorize is Authorize with the principal's entity already built.
+func (s *PolicySet) authorize(principal types.Entity, a Action, r Resource, ctx map[string]any) Decision {
 	if s == nil {
 		return deny("no policies loaded")
 	}
 	if r.invalid != "" || len(r.entities) == 0 {
 		return deny(cmpOr(r.invalid, "empty resource"))
-	}
-	if p.Name == "" {
-		return deny("principal has no name")
 	}
 	act := a.uid()
 	index, known := s.byAction[act]
@@ -66,14 +71,14 @@ func (s *PolicySet) Authorize(p Principal, a Action, r Resource, ctx map[string]
 		return deny("context: " + err.Error())
 	}
 	own := make([]types.Entity, 0, 1+len(r.entities)+len(ctxEnts))
-	own = append(own, p.entity())
+	own = append(own, principal)
 	own = append(own, r.entities...)
 	own = append(own, ctxEnts...)
 	ents := newRequestEntities(own, s.entities)
 	candidates := index.candidates(r.uid(), func(yield func(types.EntityUID) bool) { ancestors(ents, r.uid(), yield) })
 
 	dec, diag := cedar.Authorize(candidates, ents, cedar.Request{
-		Principal: own[0].UID,
+		Principal: principal.UID,
 		Action:    act,
 		Resource:  r.uid(),
 		Context:   rec,

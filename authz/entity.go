@@ -81,6 +81,9 @@ type Resource struct {
 	// invalid says why the resource cannot be authorised; it makes every
 	// request about it a deny, so that a caller's mistake fails closed.
 	invalid string
+	// key, for file and directory resources, is all the entities are
+	// built from: requests about equal keys are the same request (Memo).
+	key *fileKey
 }
 
 // String gives the resource in Cedar syntax, with quotes escaped as Cedar
@@ -151,15 +154,19 @@ func pathResource(typ types.EntityType, path string, attrs *FileAttrs) Resource 
 		rec["gid"] = types.Long(attrs.GID)
 		rec["mode"] = types.Long(attrs.Mode)
 	}
+	key := &fileKey{typ: typ, path: path, hasAttrs: attrs != nil}
+	if attrs != nil {
+		key.attrs = *attrs
+	}
 	self := types.Entity{UID: types.NewEntityUID(typ, types.String(path)), Attributes: types.NewRecord(rec)}
 	parent, ok := parentDir(path)
 	if !ok {
-		return Resource{entities: []types.Entity{self}}
+		return Resource{entities: []types.Entity{self}, key: key}
 	}
 	self.Parents = types.NewEntityUIDSet(types.NewEntityUID(typeDir, types.String(parent)))
 	chain := dirChain(parent)
 	ents := make([]types.Entity, 0, 1+len(chain))
-	return Resource{entities: append(append(ents, self), chain...)}
+	return Resource{entities: append(append(ents, self), chain...), key: key}
 }
 
 // chains caches, per directory, the attribute-less Dir entities from that

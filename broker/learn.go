@@ -64,9 +64,11 @@ func (l *Learner) record(p authz.Principal, a authz.Action, r authz.Resource) {
 // decide is the one place a run asks Cedar. When the run learns, a request
 // that Cedar could evaluate is recorded and allowed, whatever the policy
 // says. Requests the loaded policy allows are recorded too: the learned
-// policy stands alone and must permit them as well.
+// policy stands alone and must permit them as well. The run's Memo
+// answers a repeated file request without evaluating it again.
 func (r *run) decide(a authz.Action, res authz.Resource, ctx map[string]any) authz.Decision {
-	d := r.policies.Authorize(r.principal, a, res, ctx)
+	r.memoOnce.Do(func() { r.memo = authz.NewMemo(r.policies, r.principal) })
+	d := r.memo.Authorize(a, res, ctx)
 	if r.learn == nil || invalidRequest(d) {
 		return d
 	}

@@ -300,6 +300,10 @@ type run struct {
 	id        string
 	principal authz.Principal
 	policies  *authz.PolicySet
+	// memo is policies.Authorize for principal, remembering file
+	// decisions; made on the first decision (see decide).
+	memo      *authz.Memo
+	memoOnce  sync.Once
 	fs        *host.FS
 	audit     *auditLog
 	log       io.Writer
