@@ -126,6 +126,9 @@ func under(path, dir string) bool {
 // after the poll shows at the next one.
 type mountWatch struct {
 	f *os.File
+	// fd is f's descriptor, taken once: File.Fd on every poll would cost
+	// an fcntl per lookup (it puts the file in blocking mode each time).
+	fd int32
 }
 
 func openMountWatch() (*mountWatch, error) {
@@ -133,12 +136,12 @@ func openMountWatch() (*mountWatch, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &mountWatch{f: f}, nil
+	return &mountWatch{f: f, fd: int32(f.Fd())}, nil
 }
 
 // changed reports whether the mount table changed since the last call.
 func (w *mountWatch) changed() (bool, error) {
-	fds := []unix.PollFd{{Fd: int32(w.f.Fd()), Events: unix.POLLPRI}}
+	fds := []unix.PollFd{{Fd: w.fd, Events: unix.POLLPRI}}
 	for {
 		_, err := unix.Poll(fds, 0)
 		if err == unix.EINTR {
