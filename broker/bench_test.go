@@ -1,12 +1,14 @@
 package broker
 
 import (
+	"os"
 	"testing"
 	"time"
 
 	"github.com/rex-sh/rex/authz"
 	"github.com/rex-sh/rex/broker/host"
 	"github.com/rex-sh/rex/ipc"
+	"golang.org/x/sys/unix"
 )
 
 // benchSession serves a real session over a real socketpair and returns
@@ -25,20 +27,16 @@ func benchSession(b *testing.B, policy string) *ipc.Client {
 	if err != nil {
 		b.Fatal(err)
 	}
-	pc, err := ipc.NewPacketConn(bf, 0)
-	if err != nil {
-		b.Fatal(err)
-	}
-	wpc, err := ipc.NewPacketConn(wf, ipc.MaxFDs)
-	if err != nil {
-		b.Fatal(err)
-	}
+	// Raw blocking ends on both sides, as in production (run.go and
+	// worker.Lockdown), so the figure includes the same wake-ups.
+	pc := ipc.NewRawPacketConn(dupFD(b, bf), 0)
+	wpc := ipc.NewRawPacketConn(dupFD(b, wf), ipc.MaxFDs)
 	rn := &run{id: "bench", principal: authz.Principal{Name: "bench", UID: 1000}, policies: ps, fs: fs,
 		audit: newAuditLog(nil), maxWrite: 1 << 30}
 	s := &session{run: rn, pc: pc}
 	done := make(chan struct{})
 	go func() { _ = s.serve(time.Now().Add(time.Hour)); close(done) }()
-	b.Cleanup(func() { wpc.Close(); <-done; pc.Close(); fs.Close() })
+	b.Cleanup(func() { wpc.Shutdown(); <-done; wpc.Close(); pc.Close(); fs.Close() })
 	return ipc.NewClient(wpc)
 }
 
@@ -69,4 +67,15 @@ func BenchmarkSessionRead4K(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// dupFD takes f's descriptor over as a plain int, for a raw PacketConn.
+func dupFD(b *testing.B, f *os.File) int {
+	b.Helper()
+	fd, err := unix.Dup(int(f.Fd()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	f.Close()
+	return fd
 }
