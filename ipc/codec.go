@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -14,15 +15,50 @@ import (
 // protocol violation.
 var ErrMalformed = errors.New("malformed message")
 
+// encoder and decoder are a reusable encoder or decoder with its buffer: one message costs
+// no encoder, decoder or buffer allocation once the pools are warm.
+type encoder struct {
+	buf bytes.Buffer
+	enc *msgpack.Encoder
+}
+
+type decoder struct {
+	r   bytes.Reader
+	dec *msgpack.Decoder
+}
+
+var (
+	encoderPool = sync.Pool{New: func() any {
+		e := &encoder{}
+		e.enc = msgpack.NewEncoder(&e.buf)
+		return e
+	}}
+	decoderPool = sync.Pool{New: func() any {
+		d := &decoder{}
+		d.dec = msgpack.NewDecoder(&d.r)
+		return d
+	}}
+)
+
+// maxPooledBuffer keeps a buffer that grew for one large message (a write
+// body, an inline read) from staying pinned in the pool.
+const maxPooledBuffer = 64 << 10
+
 // Marshal encodes v as msgpack with field names as keys.
 func Marshal(v any) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := msgpack.NewEncoder(&buf)
-	enc.SetCustomStructTag("msgpack")
-	if err := enc.Encode(v); err != nil {
+	e := encoderPool.Get().(*encoder)
+	e.buf.Reset()
+	e.enc.Reset(&e.buf)
+	e.enc.SetCustomStructTag("msgpack")
+	err := e.enc.Encode(v)
+	out := bytes.Clone(e.buf.Bytes())
+	if e.buf.Cap() <= maxPooledBuffer {
+		encoderPool.Put(e)
+	}
+	if err != nil {
 		return nil, err
 	}
-	return buf.Bytes(), nil
+	return out, nil
 }
 
 // Unmarshal decodes one msgpack value from b into v, which must point to a
@@ -33,10 +69,16 @@ func Unmarshal(b []byte, v any) error {
 	if err := Check(b, MaxDepth); err != nil {
 		return err
 	}
-	dec := msgpack.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields(true)
-	dec.SetCustomStructTag("msgpack")
-	if err := dec.Decode(v); err != nil {
+	d := decoderPool.Get().(*decoder)
+	defer decoderPool.Put(d)
+	d.r.Reset(b)
+	// Reset clears every option: set them again for each message.
+	d.dec.Reset(&d.r)
+	d.dec.DisallowUnknownFields(true)
+	d.dec.SetCustomStructTag("msgpack")
+	err := d.dec.Decode(v)
+	d.r.Reset(nil) // drop the reference to b
+	if err != nil {
 		return fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	return nil
