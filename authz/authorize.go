@@ -58,9 +58,10 @@ func (s *PolicySet) authorize(principal types.Entity, a Action, r Resource, ctx 
 	if s == nil {
 		return deny("no policies loaded")
 	}
-	if r.invalid != "" || len(r.entities) == 0 {
+	if r.invalid != "" || (r.file == nil && len(r.entities) == 0) {
 		return deny(cmpOr(r.invalid, "empty resource"))
 	}
+	rents := r.ents()
 	act := a.uid()
 	index, known := s.byAction[act]
 	if !known {
@@ -70,9 +71,9 @@ func (s *PolicySet) authorize(principal types.Entity, a Action, r Resource, ctx 
 	if err != nil {
 		return deny("context: " + err.Error())
 	}
-	own := make([]types.Entity, 0, 1+len(r.entities)+len(ctxEnts))
+	own := make([]types.Entity, 0, 1+len(rents)+len(ctxEnts))
 	own = append(own, principal)
-	own = append(own, r.entities...)
+	own = append(own, rents...)
 	own = append(own, ctxEnts...)
 	ents := newRequestEntities(own, s.entities)
 	candidates := index.candidates(r.uid(), func(yield func(types.EntityUID) bool) { ancestors(ents, r.uid(), yield) })

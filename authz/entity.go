@@ -81,37 +81,58 @@ type Resource struct {
 	// invalid says why the resource cannot be authorised; it makes every
 	// request about it a deny, so that a caller's mistake fails closed.
 	invalid string
-	// key, for file and directory resources, is all the entities are
-	// built from: requests about equal keys are the same request (Memo).
-	key *fileKey
+	// file, for file and directory resources, holds what the entities are
+	// built from, and builds them only when a request is evaluated: a
+	// request the Memo answers never needs them.
+	file *fileRes
+}
+
+// fileRes is a file or directory resource: its key (equal keys make the
+// same request, see Memo) and its entities, built once on first use.
+type fileRes struct {
+	key  fileKey
+	once sync.Once
+	ents []types.Entity
+}
+
+// ents returns the resource's entities, itself first.
+func (r Resource) ents() []types.Entity {
+	if r.file != nil {
+		r.file.once.Do(r.file.build)
+		return r.file.ents
+	}
+	return r.entities
 }
 
 // String gives the resource in Cedar syntax, with quotes escaped as Cedar
 // does: file_system::File::"/etc/shadow".
 func (r Resource) String() string {
-	if len(r.entities) == 0 {
+	if r.file == nil && len(r.entities) == 0 {
 		return "<invalid resource>"
 	}
-	return r.entities[0].UID.String()
+	return r.uid().String()
 }
 
 // Type is the Cedar entity type of the resource, such as file_system::File.
 func (r Resource) Type() string {
-	if len(r.entities) == 0 {
+	if r.file == nil && len(r.entities) == 0 {
 		return ""
 	}
-	return string(r.entities[0].UID.Type)
+	return string(r.uid().Type)
 }
 
 // ID is the entity id of the resource, such as the canonical path.
 func (r Resource) ID() string {
-	if len(r.entities) == 0 {
+	if r.file == nil && len(r.entities) == 0 {
 		return ""
 	}
-	return string(r.entities[0].UID.ID)
+	return string(r.uid().ID)
 }
 
 func (r Resource) uid() types.EntityUID {
+	if r.file != nil {
+		return types.NewEntityUID(r.file.key.typ, types.String(r.file.key.path))
+	}
 	if len(r.entities) == 0 {
 		return types.EntityUID{}
 	}
@@ -139,34 +160,43 @@ func pathResource(typ types.EntityType, path string, attrs *FileAttrs) Resource 
 			invalid:  "resource path " + strconv.Quote(path) + " is not canonical",
 		}
 	}
-	rec := types.RecordMap{"path": types.String(path)}
+	f := &fileRes{key: fileKey{typ: typ, path: path, hasAttrs: attrs != nil}}
 	if attrs != nil {
-		if attrs.Owner != "" {
-			rec["owner"] = types.String(attrs.Owner)
-		}
-		if attrs.Group != "" {
-			rec["group"] = types.String(attrs.Group)
-		}
-		if attrs.Kind != "" {
-			rec["kind"] = types.String(attrs.Kind)
-		}
-		rec["uid"] = types.Long(attrs.UID)
-		rec["gid"] = types.Long(attrs.GID)
-		rec["mode"] = types.Long(attrs.Mode)
+		f.key.attrs = *attrs
 	}
-	key := &fileKey{typ: typ, path: path, hasAttrs: attrs != nil}
-	if attrs != nil {
-		key.attrs = *attrs
+	return Resource{file: f}
+}
+
+// build makes the entities of a file or directory: itself, with path and
+// (when it exists) its fstat attributes, inside the chain of its parent
+// Dirs up to Dir::"/".
+func (f *fileRes) build() {
+	k := &f.key
+	rec := types.RecordMap{"path": types.String(k.path)}
+	if k.hasAttrs {
+		a := &k.attrs
+		if a.Owner != "" {
+			rec["owner"] = types.String(a.Owner)
+		}
+		if a.Group != "" {
+			rec["group"] = types.String(a.Group)
+		}
+		if a.Kind != "" {
+			rec["kind"] = types.String(a.Kind)
+		}
+		rec["uid"] = types.Long(a.UID)
+		rec["gid"] = types.Long(a.GID)
+		rec["mode"] = types.Long(a.Mode)
 	}
-	self := types.Entity{UID: types.NewEntityUID(typ, types.String(path)), Attributes: types.NewRecord(rec)}
-	parent, ok := parentDir(path)
+	self := types.Entity{UID: types.NewEntityUID(k.typ, types.String(k.path)), Attributes: types.NewRecord(rec)}
+	parent, ok := parentDir(k.path)
 	if !ok {
-		return Resource{entities: []types.Entity{self}, key: key}
+		f.ents = []types.Entity{self}
+		return
 	}
 	self.Parents = types.NewEntityUIDSet(types.NewEntityUID(typeDir, types.String(parent)))
 	chain := dirChain(parent)
-	ents := make([]types.Entity, 0, 1+len(chain))
-	return Resource{entities: append(append(ents, self), chain...), key: key}
+	f.ents = append(append(make([]types.Entity, 0, 1+len(chain)), self), chain...)
 }
 
 // chains caches, per directory, the attribute-less Dir entities from that

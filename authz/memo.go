@@ -54,10 +54,10 @@ func (m *Memo) Authorize(a Action, r Resource, ctx map[string]any) Decision {
 	if m.name == "" {
 		return deny("principal has no name")
 	}
-	if ctx != nil || r.key == nil || r.invalid != "" {
+	if ctx != nil || r.file == nil || r.invalid != "" {
 		return m.ps.authorize(m.principal, a, r, ctx)
 	}
-	k := memoKey{act: a, res: *r.key}
+	k := memoKey{act: a, res: r.file.key}
 	m.mu.Lock()
 	d, ok := m.m[k]
 	m.mu.Unlock()
