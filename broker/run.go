@@ -244,18 +244,20 @@ func (p *prepared) release(r *Runner) {
 	}
 }
 
-// take hands a run a worker: a pooled one when there is one (and starts a
-// replacement in the background), else a new one.
-func (r *Runner) take() (*prepared, error) {
+// take hands a run a worker: a pooled one when there is one, else a new
+// one. pooled says which: the caller starts the pooled worker's
+// replacement once its run is over (see run), so that starting it does not
+// compete for the CPU with the script the run is waiting for.
+func (r *Runner) take() (p *prepared, pooled bool, err error) {
 	if r.pool != nil {
 		select {
 		case p := <-r.pool:
-			r.refill()
-			return p, nil
+			return p, true, nil
 		default:
 		}
 	}
-	return r.prepare()
+	p, err = r.prepare()
+	return p, false, err
 }
 
 // refill starts one worker for the pool in the background.
@@ -403,7 +405,7 @@ func (r *Runner) run(ctx context.Context, rn *run, job *Job) *ipc.Result {
 	if job.Timeout > 0 && job.Timeout < timeout {
 		timeout = job.Timeout
 	}
-	p, err := r.take()
+	p, pooled, err := r.take()
 	if err != nil {
 		var capErr errCapacity
 		if errors.As(err, &capErr) {
@@ -411,12 +413,16 @@ func (r *Runner) run(ctx context.Context, rn *run, job *Job) *ipc.Result {
 		}
 		return failed(ipc.ErrInternal, "%v", err)
 	}
-	// Cleanup happens after the result is returned, but Wait covers it.
+	// Cleanup, and the pool's refill, happen after the result is returned,
+	// but Wait covers them.
 	r.active.Add(1)
 	defer func() {
 		go func() {
 			defer r.active.Done()
 			p.release(r)
+			if pooled {
+				r.refill()
+			}
 		}()
 	}()
 	wp, pc, cg := p.wp, p.pc, p.cg
