@@ -97,6 +97,7 @@ type Runner struct {
 	cgroups    cgroupMode
 	active     sync.WaitGroup
 	pool       chan *prepared // nil without a pool
+	running    atomic.Int32   // runs between take and the end of run
 	closed     atomic.Bool
 }
 
@@ -245,13 +246,19 @@ func (p *prepared) release(r *Runner) {
 }
 
 // take hands a run a worker: a pooled one when there is one, else a new
-// one. pooled says which: the caller starts the pooled worker's
-// replacement once its run is over (see run), so that starting it does not
-// compete for the CPU with the script the run is waiting for.
-func (r *Runner) take() (p *prepared, pooled bool, err error) {
+// one. When other runs are in progress, a pooled worker is replaced at once
+// (runs are arriving together: keep the pipeline full); when this run is
+// alone, refill says to replace it once the run is over (see run), so that
+// starting the replacement does not compete for the CPU with the script
+// the run is waiting for.
+func (r *Runner) take() (p *prepared, refill bool, err error) {
 	if r.pool != nil {
 		select {
 		case p := <-r.pool:
+			if r.running.Load() > 1 {
+				r.refill()
+				return p, false, nil
+			}
 			return p, true, nil
 		default:
 		}
@@ -405,7 +412,9 @@ func (r *Runner) run(ctx context.Context, rn *run, job *Job) *ipc.Result {
 	if job.Timeout > 0 && job.Timeout < timeout {
 		timeout = job.Timeout
 	}
-	p, pooled, err := r.take()
+	r.running.Add(1)
+	defer r.running.Add(-1)
+	p, refill, err := r.take()
 	if err != nil {
 		var capErr errCapacity
 		if errors.As(err, &capErr) {
@@ -420,7 +429,7 @@ func (r *Runner) run(ctx context.Context, rn *run, job *Job) *ipc.Result {
 		go func() {
 			defer r.active.Done()
 			p.release(r)
-			if pooled {
+			if refill {
 				r.refill()
 			}
 		}()
