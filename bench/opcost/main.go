@@ -60,9 +60,14 @@ func floorRun(n int) time.Duration {
 	self, err := os.Executable()
 	check(err)
 	child := exec.Command(self, "echo-child")
-	child.ExtraFiles = []*os.File{os.NewFile(uintptr(fds[1]), "child")}
+	// The child's end is closed through its os.File, never by number: a
+	// File closed behind its back would close that number again from its
+	// finalizer, by then reused (it once closed the pipe of a timed
+	// rex-exec, which hung on, or died of SIGPIPE).
+	end := os.NewFile(uintptr(fds[1]), "child")
+	child.ExtraFiles = []*os.File{end}
 	check(child.Start())
-	unix.Close(fds[1])
+	end.Close()
 	msg := make([]byte, 96) // about the size of an encoded stat request
 	buf := make([]byte, 512)
 	start := time.Now()
