@@ -235,6 +235,11 @@ func (s *scanner) mapBody(n uint64, depth int) error {
 	if n > uint64(len(s.b)-s.off)/2 {
 		return s.fail("map longer than message")
 	}
+	// Keys seen so far: the first few as slices of the message, compared
+	// linearly (every rex message has fewer, and this allocates nothing);
+	// past that, a map.
+	var small [16][]byte
+	nk := 0
 	var seen map[string]struct{}
 	for i := uint64(0); i < n; i++ {
 		start := s.off
@@ -242,13 +247,31 @@ func (s *scanner) mapBody(n uint64, depth int) error {
 			return err
 		}
 		if key, ok := strKey(s.b[start:s.off]); ok {
+			dup := false
 			if seen == nil {
-				seen = make(map[string]struct{}, min(n, 64))
+				for _, k := range small[:nk] {
+					if bytes.Equal(k, key) {
+						dup = true
+						break
+					}
+				}
+				if !dup && nk < len(small) {
+					small[nk] = key
+					nk++
+				} else if !dup {
+					seen = make(map[string]struct{}, min(n, 64))
+					for _, k := range small[:nk] {
+						seen[string(k)] = struct{}{}
+					}
+				}
 			}
-			if _, dup := seen[key]; dup {
+			if seen != nil {
+				_, dup = seen[string(key)]
+				seen[string(key)] = struct{}{}
+			}
+			if dup {
 				return s.fail(fmt.Sprintf("duplicate key %q", key))
 			}
-			seen[key] = struct{}{}
 		}
 		if err := s.value(depth + 1); err != nil {
 			return err
@@ -257,19 +280,19 @@ func (s *scanner) mapBody(n uint64, depth int) error {
 	return nil
 }
 
-// strKey returns the string held by one already-checked msgpack str value.
-func strKey(p []byte) (string, bool) {
+// strKey returns the bytes of one already-checked msgpack str value.
+func strKey(p []byte) ([]byte, bool) {
 	switch c := p[0]; {
 	case c >= 0xa0 && c <= 0xbf:
-		return string(p[1:]), true
+		return p[1:], true
 	case c == 0xd9:
-		return string(p[2:]), true
+		return p[2:], true
 	case c == 0xda:
-		return string(p[3:]), true
+		return p[3:], true
 	case c == 0xdb:
-		return string(p[5:]), true
+		return p[5:], true
 	}
-	return "", false
+	return nil, false
 }
 
 // ---- stream framing --------------------------------------------------------

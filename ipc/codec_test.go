@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -184,5 +186,33 @@ func TestRequestEnvelopeStrict(t *testing.T) {
 	good := mustMarshal(t, &Request{ID: 42, Op: OpStat, Body: []byte{0x80}})
 	if err := Unmarshal(good, &r); err != nil || r.ID != 42 || r.Op != OpStat || len(r.Body) != 1 {
 		t.Fatalf("good request: %v %+v", err, r)
+	}
+}
+
+// TestCheckDuplicateKeysLongMaps: duplicates are found among the first keys
+// (compared in place), past them (in a map), and across the two.
+func TestCheckDuplicateKeysLongMaps(t *testing.T) {
+	encode := func(keys ...string) []byte {
+		b := []byte{0xde, 0, byte(len(keys))} // map16
+		for _, k := range keys {
+			b = append(b, 0xa0|byte(len(k)))
+			b = append(b, k...)
+			b = append(b, 0x01)
+		}
+		return b
+	}
+	var keys []string
+	for i := range 40 {
+		keys = append(keys, fmt.Sprintf("k%02d", i))
+	}
+	if err := Check(encode(keys...), MaxDepth); err != nil {
+		t.Fatalf("40 distinct keys: %v", err)
+	}
+	for _, tc := range []struct{ at, of int }{{3, 1}, {15, 0}, {16, 2}, {17, 16}, {39, 38}, {39, 5}} {
+		k := slices.Clone(keys)
+		k[tc.at] = k[tc.of]
+		if err := Check(encode(k...), MaxDepth); err == nil || !strings.Contains(err.Error(), "duplicate key") {
+			t.Errorf("key %d repeating key %d: err = %v, want a duplicate key error", tc.at, tc.of, err)
+		}
 	}
 }
