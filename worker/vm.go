@@ -4,11 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 
-	"github.com/risor-io/risor"
+	"github.com/risor-io/risor/compiler"
 	"github.com/risor-io/risor/errz"
+	"github.com/risor-io/risor/object"
 	ros "github.com/risor-io/risor/os"
+	"github.com/risor-io/risor/parser"
+	"github.com/risor-io/risor/vm"
 
 	"github.com/rex-sh/rex/ipc"
 	"github.com/rex-sh/rex/sdk"
@@ -40,12 +45,7 @@ func Run(start *ipc.Start, c sdk.Caller) (res *ipc.WorkerResult) {
 	// Both the context and the option carry the OS: builtins look in the
 	// context first, and without either Risor falls back to the real OS.
 	ctx := ros.WithOS(context.Background(), bos)
-	obj, err := risor.Eval(ctx, string(start.Script),
-		risor.WithoutDefaultGlobals(),
-		risor.WithGlobals(sdk.Globals(c, out, args)),
-		risor.WithOS(bos),
-		risor.WithFilename(start.ScriptName),
-	)
+	obj, err := eval(ctx, start, sdk.Globals(c, out, args), bos)
 	if err != nil {
 		classify(res, err)
 		return res
@@ -57,6 +57,25 @@ func Run(start *ipc.Start, c sdk.Caller) (res *ipc.WorkerResult) {
 	}
 	res.Output = output
 	return res
+}
+
+// eval parses, compiles and runs the script with exactly globals (no
+// default globals, no importer) and bos as its OS. It is what risor.Eval
+// does with WithoutDefaultGlobals, WithGlobals, WithOS and WithFilename,
+// without importing the risor package itself, which links every default
+// module (http among them, and with it net/http and crypto/tls) into the
+// worker: a larger binary that starts slower, for code no script may reach.
+func eval(ctx context.Context, start *ipc.Start, globals map[string]any, bos ros.OS) (object.Object, error) {
+	ast, err := parser.Parse(ctx, string(start.Script), parser.WithFile(start.ScriptName))
+	if err != nil {
+		return nil, err
+	}
+	names := slices.Sorted(maps.Keys(globals))
+	code, err := compiler.Compile(ast, compiler.WithGlobalNames(names), compiler.WithFilename(start.ScriptName))
+	if err != nil {
+		return nil, err
+	}
+	return vm.Run(ctx, code, vm.WithGlobals(globals), vm.WithOS(bos))
 }
 
 // warmScript touches the compiler, the VM and a few builtin modules.
