@@ -13,7 +13,7 @@ import (
 
 // raise turns a Go error into a raised Risor error. object.NewError keeps
 // err itself as the error's value, and the VM hands that value back from
-// risor.Eval when nothing catches it, so the worker finds the *ipc.Error with
+// vm.Run when nothing catches it, so the worker finds the *ipc.Error with
 // errors.As and reads its code: a denial is never recognised by its text.
 func raise(err error) *object.Error {
 	return object.NewError(err)
