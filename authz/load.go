@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/cedar-policy/cedar-go"
 	"github.com/cedar-policy/cedar-go/types"
@@ -327,14 +328,16 @@ func (s *PolicySet) addEntities(cs *compiledSchema, f File) []Problem {
 
 // cedarPos matches the position and token that cedar-go's parser puts in
 // its messages: `parse error at <input>:3:14 "foo": message`.
-var cedarPos = regexp.MustCompile(`^(?:parse error at )?<input>:(\d+):(\d+):? *(?:"((?:[^"\\]|\\.)*)": )?`)
+var cedarPos = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(?:parse error at )?<input>:(\d+):(\d+):? *(?:"((?:[^"\\]|\\.)*)": )?`)
+})
 
 func parseProblem(file string, err error) Problem {
 	msg := strings.TrimPrefix(err.Error(), "parser error: ")
 	// The message carries no position when it is not anchored: point at
 	// the file's start so that the file:line:col form still holds.
 	p := Problem{File: file, Line: 1, Col: 1, Msg: "syntax error: " + msg}
-	m := cedarPos.FindStringSubmatch(msg)
+	m := cedarPos().FindStringSubmatch(msg)
 	if m == nil {
 		return p
 	}

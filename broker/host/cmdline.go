@@ -3,6 +3,7 @@ package host
 import (
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // Command lines of other processes often carry secrets (`--password=…`,
@@ -10,11 +11,15 @@ import (
 // processes a policy lets a principal list, so their secret-looking values
 // are redacted before they leave the broker (SECURITY-TESTS N04).
 
-// secretName matches option and variable names that hold secrets.
-var secretName = regexp.MustCompile(`(?i)(pass(word|wd|phrase)?|secret|token|api[-_]?key|access[-_]?key|private[-_]?key|auth|credentials?|session|cookie|signature|pwd)$`)
+// secretName matches option and variable names that hold secrets. The
+// patterns are compiled on first use, not at start-up: every rex-exec
+// start would pay for them.
+var secretName = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(?i)(pass(word|wd|phrase)?|secret|token|api[-_]?key|access[-_]?key|private[-_]?key|auth|credentials?|session|cookie|signature|pwd)$`)
+})
 
 // urlPassword matches the password of a URL's user information.
-var urlPassword = regexp.MustCompile(`(://[^/\s:@]*:)[^/\s@]+@`)
+var urlPassword = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(://[^/\s:@]*:)[^/\s@]+@`) })
 
 const redacted = "[REDACTED]"
 
@@ -33,14 +38,14 @@ func RedactCommand(args []string) []string {
 		default:
 			redactNext = false
 		}
-		if name, _, ok := strings.Cut(a, "="); ok && secretName.MatchString(strings.TrimLeft(name, "-")) {
+		if name, _, ok := strings.Cut(a, "="); ok && secretName().MatchString(strings.TrimLeft(name, "-")) {
 			out[i] = name + "=" + redacted
 			continue
 		}
-		if strings.HasPrefix(a, "-") && secretName.MatchString(strings.TrimLeft(a, "-")) {
+		if strings.HasPrefix(a, "-") && secretName().MatchString(strings.TrimLeft(a, "-")) {
 			redactNext = true
 		}
-		out[i] = urlPassword.ReplaceAllString(a, "${1}"+redacted+"@")
+		out[i] = urlPassword().ReplaceAllString(a, "${1}"+redacted+"@")
 	}
 	return out
 }
