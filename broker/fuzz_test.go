@@ -58,7 +58,7 @@ func newFuzzHost(f *testing.F) *fuzzHost {
 	return h
 }
 
-func (h *fuzzHost) check(t *testing.T, s *session, log *lockedBuffer, req *ipc.Request) {
+func (h *fuzzHost) check(t *testing.T, s *session, log *testutil.SyncBuffer, req *ipc.Request) {
 	t.Helper()
 	resp, fd, err := s.dispatch(req)
 	if fd != nil {
@@ -114,8 +114,8 @@ func itoa(n int) string {
 	}
 }
 
-func (h *fuzzHost) session() (*session, *lockedBuffer) {
-	log := &lockedBuffer{}
+func (h *fuzzHost) session() (*session, *testutil.SyncBuffer) {
+	log := &testutil.SyncBuffer{}
 	return &session{run: testRun(hostFS, h.ps, nil, log)}, log
 }
 

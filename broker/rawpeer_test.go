@@ -70,23 +70,6 @@ func testRun(fs *host.FS, ps *authz.PolicySet, audit, log io.Writer) *run {
 	}
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 type rawPeer struct {
 	t        *testing.T
 	dir      string // granted to the principal
@@ -96,8 +79,8 @@ type rawPeer struct {
 	wf       *os.File
 	done     chan struct{} // closed when serve returned, after endErr is set
 	endErr   error
-	audit    *lockedBuffer
-	log      *lockedBuffer
+	audit    *testutil.SyncBuffer
+	log      *testutil.SyncBuffer
 }
 
 const sentinelText = "sentinel: the worker must never read or change this\n"
@@ -147,7 +130,7 @@ func newRawPeer(t *testing.T, deadline time.Duration) *rawPeer {
 		t.Fatal(err)
 	}
 	p := &rawPeer{t: t, dir: dir, sentinel: sentinel, wf: w, fd: int(w.Fd()), done: make(chan struct{}),
-		audit: &lockedBuffer{}, log: &lockedBuffer{}}
+		audit: &testutil.SyncBuffer{}, log: &testutil.SyncBuffer{}}
 	p.sess = &session{run: testRun(fs, ps, p.audit, p.log), pc: pc}
 	go func() {
 		p.endErr = p.sess.serve(time.Now().Add(deadline))

@@ -30,30 +30,12 @@ import (
 	"github.com/rex-sh/rex/ipc"
 )
 
-// lockedBuffer collects a process's stderr while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // broker is a rex-broker started by these tests, with its log readable
 // while it runs and an environment of the test's choosing.
 type broker struct {
 	socket, audit string
 	cmd           *exec.Cmd
-	log           *lockedBuffer
+	log           *testutil.SyncBuffer
 	done          chan struct{}
 }
 
@@ -65,7 +47,7 @@ func startBroker(t *testing.T, policyDir string, env []string, extra ...string) 
 	must(t, err)
 	must(t, os.Chmod(dir, 0o755))
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	b := &broker{socket: filepath.Join(dir, "rex.sock"), audit: filepath.Join(dir, "audit.jsonl"), log: &lockedBuffer{}, done: make(chan struct{})}
+	b := &broker{socket: filepath.Join(dir, "rex.sock"), audit: filepath.Join(dir, "audit.jsonl"), log: &testutil.SyncBuffer{}, done: make(chan struct{})}
 	// No pool unless a test asks: these tests count the broker's workers,
 	// and TestDaemonPool covers the pool on its own.
 	args := append([]string{"--socket", b.socket, "--policy-dir", policyDir, "--audit-log", b.audit, "--socket-mode", "0666", "--pool", "0"}, extra...)
@@ -833,7 +815,7 @@ func TestDaemonSocketActivation(t *testing.T) {
 		filepath.Join(bin, "rex-broker"), "--socket", filepath.Join(dir, "unused.sock"), "--policy-dir", policyDir(t, f),
 		"--audit-log", filepath.Join(dir, "audit.jsonl"))
 	cmd.ExtraFiles = []*os.File{lf}
-	logb := &lockedBuffer{}
+	logb := &testutil.SyncBuffer{}
 	cmd.Stderr = logb
 	must(t, cmd.Start())
 	lf.Close()

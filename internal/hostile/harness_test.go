@@ -2,7 +2,6 @@ package hostile
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -29,23 +27,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // env is one broker (a real broker.Runner, as rex-broker and standalone
 // rex-exec use) that starts the evil worker, plus what the invariants of
 // SECURITY-TESTS compare against.
@@ -54,8 +35,8 @@ type env struct {
 	runner   *broker.Runner
 	bin      string
 	policies *authz.PolicySet
-	audit    *lockedBuffer
-	log      *lockedBuffer
+	audit    *testutil.SyncBuffer
+	log      *testutil.SyncBuffer
 	sentinel string
 	runIDs   []string
 	// deniedInResults counts the denials the runs' results carry; each
@@ -84,7 +65,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, bin: bin, policies: ps, audit: &lockedBuffer{}, log: &lockedBuffer{}, sentinel: sentinel}
+	e := &env{t: t, bin: bin, policies: ps, audit: &testutil.SyncBuffer{}, log: &testutil.SyncBuffer{}, sentinel: sentinel}
 	lim := broker.DefaultLimits
 	lim.Timeout = 20 * time.Second
 	lim.Pids = 128 // room for H11's 64 threads on top of the runtime's own
