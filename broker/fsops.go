@@ -136,18 +136,11 @@ func hostErr(err error) error {
 }
 
 func (s *session) opStat(body []byte) (any, *os.File, error) {
-	var req ipc.PathReq
-	if err := ipc.Unmarshal(body, &req); err != nil {
-		return nil, nil, badRequest(err)
-	}
-	t, err := s.lookup(req.Path, req.Follow)
+	t, err := s.statTarget(body)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer t.close()
-	if err := s.checkFile(actStat, t.resource(), nil); err != nil {
-		return nil, nil, err
-	}
 	if t.err != nil {
 		return nil, nil, hostErr(t.err)
 	}
@@ -155,18 +148,11 @@ func (s *session) opStat(body []byte) (any, *os.File, error) {
 }
 
 func (s *session) opExists(body []byte) (any, *os.File, error) {
-	var req ipc.PathReq
-	if err := ipc.Unmarshal(body, &req); err != nil {
-		return nil, nil, badRequest(err)
-	}
-	t, err := s.lookup(req.Path, req.Follow)
+	t, err := s.statTarget(body)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer t.close()
-	if err := s.checkFile(actStat, t.resource(), nil); err != nil {
-		return nil, nil, err
-	}
 	if t.err != nil {
 		if host.Code(t.err) == ipc.CodeNotFound {
 			return &ipc.ExistsResp{Exists: false}, nil, nil
@@ -174,6 +160,25 @@ func (s *session) opExists(body []byte) (any, *os.File, error) {
 		return nil, nil, hostErr(t.err)
 	}
 	return &ipc.ExistsResp{Exists: true}, nil, nil
+}
+
+// statTarget is the start of stat and exists: decode, look up, and
+// authorise stat on what was found (or would be there), before either says
+// anything about it. The caller closes the target.
+func (s *session) statTarget(body []byte) (*target, error) {
+	var req ipc.PathReq
+	if err := ipc.Unmarshal(body, &req); err != nil {
+		return nil, badRequest(err)
+	}
+	t, err := s.lookup(req.Path, req.Follow)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.checkFile(actStat, t.resource(), nil); err != nil {
+		t.close()
+		return nil, err
+	}
+	return t, nil
 }
 
 // opRead is Rex's three-permit read: open on the parent Dir, open on the

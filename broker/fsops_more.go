@@ -98,6 +98,21 @@ func (s *session) lookupDest(p string) (*dest, error) {
 	return d, nil
 }
 
+// lookupPair looks up the source of a move or copy (never followed) and
+// its destination; on an error nothing is left open.
+func (s *session) lookupPair(srcPath, dstPath string) (*target, *dest, error) {
+	src, err := s.lookup(srcPath, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	dst, err := s.lookupDest(dstPath)
+	if err != nil {
+		src.close()
+		return nil, nil, err
+	}
+	return src, dst, nil
+}
+
 // resource is the destination's entity; kind says what will be there when
 // it does not exist yet.
 func (d *dest) resource(dir bool) authz.Resource {
@@ -186,15 +201,11 @@ func (s *session) opMove(body []byte) (any, *os.File, error) {
 	if err := ipc.Unmarshal(body, &req); err != nil {
 		return nil, nil, badRequest(err)
 	}
-	src, err := s.lookup(req.Src, false)
+	src, dst, err := s.lookupPair(req.Src, req.Dst)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer src.close()
-	dst, err := s.lookupDest(req.Dst)
-	if err != nil {
-		return nil, nil, err
-	}
 	defer dst.close()
 	ctx := map[string]any{"destination": map[string]any{
 		"path": dst.path, "name": path.Base(dst.path), "parent_path": path.Dir(dst.path),
@@ -234,15 +245,11 @@ func (s *session) opCopy(body []byte) (any, *os.File, error) {
 	if err := ipc.Unmarshal(body, &req); err != nil {
 		return nil, nil, badRequest(err)
 	}
-	src, err := s.lookup(req.Src, false)
+	src, dst, err := s.lookupPair(req.Src, req.Dst)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer src.close()
-	dst, err := s.lookupDest(req.Dst)
-	if err != nil {
-		return nil, nil, err
-	}
 	defer dst.close()
 	res := src.resource()
 	if err := s.authorizeParentOpen(src); err != nil {
