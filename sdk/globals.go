@@ -66,8 +66,9 @@ var pureBuiltins = []string{
 }
 
 // Globals is the complete allowlist of what a script can name. The VM must
-// be built with risor.WithoutDefaultGlobals() and these, and with NewOS(c,
-// out) as its OS, so that the os, filepath and fmt modules and print reach
+// be given these and no default globals (worker.eval compiles with exactly
+// these names and runs with exactly these values), and NewOS(c, out) as its
+// OS, so that the os, filepath and fmt modules and print reach
 // the host only through the broker.
 func Globals(c Caller, out *Output, args *object.Map) map[string]any {
 	all := builtins.Builtins()
