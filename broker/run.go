@@ -456,8 +456,12 @@ func (r *Runner) run(ctx context.Context, rn *run, job *Job) *ipc.Result {
 	go func() {
 		var wr ipc.WorkerResult
 		err := ipc.ReadFrameAs(wp.stdout, ipc.MsgWorkerResult, &wr)
-		_, _ = io.Copy(io.Discard, wp.stdout)
+		// Hand the result over first: EOF comes only once every thread
+		// of the worker is gone, a millisecond later, and nothing after
+		// the frame can change the run. Draining keeps a worker that
+		// writes on from blocking until it is killed.
 		resultCh <- frameResult{&wr, err}
+		_, _ = io.Copy(io.Discard, wp.stdout)
 	}()
 
 	startMsg := &ipc.Start{

@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"github.com/rex-sh/rex/ipc"
@@ -331,7 +332,36 @@ func stage2(run RunFunc) error {
 	if err := ipc.WriteFrame(os.Stdout, ipc.MsgWorkerResult, res); err != nil {
 		return fail(ExitResult, "write result frame", err)
 	}
+	// Stay until the broker hangs up. It reads the peak memory of a live
+	// worker and then kills it, so the run's result does not wait for this
+	// process to tear down its threads and memory (about a millisecond).
+	awaitHangup(BrokerFD, 5*time.Second)
 	return nil
+}
+
+// awaitHangup blocks until the peer of the packet socket fd shuts it down
+// or closes it, or max has passed (a broker that never does).
+func awaitHangup(fd int, max time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var b [1]byte
+		for {
+			n, err := unix.Read(fd, b[:])
+			if err == unix.EINTR {
+				continue
+			}
+			if n <= 0 || err != nil {
+				return
+			}
+		}
+	}()
+	t := time.NewTimer(max)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
 }
 
 // awaitStart returns the reader of the Start frame. When no byte of it is

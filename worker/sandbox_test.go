@@ -196,6 +196,8 @@ func (w *workerProc) finish(t *testing.T) (*ipc.WorkerResult, syscall.WaitStatus
 	w.stdin.Close()
 	var res ipc.WorkerResult
 	rerr := ipc.ReadFrameAs(w.stdout, ipc.MsgWorkerResult, &res)
+	// As the broker does: hang up, and the worker that waits for it exits.
+	w.broker.Close()
 	w.cmd.Wait()
 	ws := w.cmd.ProcessState.Sys().(syscall.WaitStatus)
 	if rerr != nil {
