@@ -57,6 +57,18 @@ func NewOutput(maxStdout int) *Output {
 	return &Output{maxStdout: maxStdout, now: time.Now}
 }
 
+// SetMaxStdout changes the stdout cap (DefaultMaxStdout when max <= 0). It
+// is meant for an Output made before its run's limits were known, and
+// applies to writes from then on.
+func (o *Output) SetMaxStdout(max int) {
+	if max <= 0 {
+		max = DefaultMaxStdout
+	}
+	o.mu.Lock()
+	o.maxStdout = max
+	o.mu.Unlock()
+}
+
 // Write appends to the captured stdout. Past the cap the rest is dropped and
 // the output is marked truncated; it never fails, so a chatty script is not
 // turned into a failing one by its prints.

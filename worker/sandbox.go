@@ -8,7 +8,6 @@ import (
 	"os"
 	"runtime"
 	"syscall"
-	"time"
 	"unsafe"
 
 	"github.com/rex-sh/rex/ipc"
@@ -69,8 +68,10 @@ func fail(exit int, step string, err error) error {
 	return &SetupError{Step: step, Exit: exit, Err: err}
 }
 
-// RunFunc runs one script; cmd/rex-worker passes Run.
-type RunFunc func(start *ipc.Start, c *ipc.Client) *ipc.WorkerResult
+// RunFunc prepares a run for the broker client c, as far as that can go
+// before the script is known, and returns what runs the script;
+// cmd/rex-worker passes Prepare.
+type RunFunc func(c *ipc.Client) func(start *ipc.Start) *ipc.WorkerResult
 
 // Main is rex-worker's main: stage one when started by the broker, stage
 // two when re-executed by stage one. It returns the exit code.
@@ -324,43 +325,47 @@ func stage2(run RunFunc) error {
 	// and every broker request is one: unlocked, a request costs about a
 	// quarter less.
 	runtime.UnlockOSThread()
+	// A worker that waits for its script (the broker's pool) warms up and
+	// prepares its run meanwhile, off the run's clock; one whose script is
+	// already there prepares at once.
+	var script func(*ipc.Start) *ipc.WorkerResult
+	in := awaitStart(func() {
+		Warm()
+		script = run(c)
+	})
+	if script == nil {
+		script = run(c)
+	}
 	var start ipc.Start
-	if err := ipc.ReadFrameAs(awaitStart(Warm), ipc.MsgStart, &start); err != nil {
+	if err := ipc.ReadFrameAs(in, ipc.MsgStart, &start); err != nil {
 		return fail(ExitStart, "read start frame", err)
 	}
-	res := run(&start, c)
+	res := script(&start)
 	if err := ipc.WriteFrame(os.Stdout, ipc.MsgWorkerResult, res); err != nil {
 		return fail(ExitResult, "write result frame", err)
 	}
 	// Stay until the broker hangs up. It reads the peak memory of a live
 	// worker and then kills it, so the run's result does not wait for this
 	// process to tear down its threads and memory (about a millisecond).
-	awaitHangup(BrokerFD, 5*time.Second)
+	// The broker ends every worker it started (it kills it after the
+	// result, or its death does through the parent-death signal), so the
+	// wait has no timer of its own: one would add the runtime's poller.
+	awaitHangup(BrokerFD)
 	return nil
 }
 
 // awaitHangup blocks until the peer of the packet socket fd shuts it down
-// or closes it, or max has passed (a broker that never does).
-func awaitHangup(fd int, max time.Duration) {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		var b [1]byte
-		for {
-			n, err := unix.Read(fd, b[:])
-			if err == unix.EINTR {
-				continue
-			}
-			if n <= 0 || err != nil {
-				return
-			}
+// or closes it.
+func awaitHangup(fd int) {
+	var b [1]byte
+	for {
+		n, err := unix.Read(fd, b[:])
+		if err == unix.EINTR {
+			continue
 		}
-	}()
-	t := time.NewTimer(max)
-	defer t.Stop()
-	select {
-	case <-done:
-	case <-t.C:
+		if n <= 0 || err != nil {
+			return
+		}
 	}
 }
 

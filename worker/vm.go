@@ -26,37 +26,52 @@ import (
 //
 // Run has no deadline of its own: a long builtin cannot be interrupted from
 // inside, so the broker enforces the wall-clock limit by killing the worker.
-func Run(start *ipc.Start, c sdk.Caller) (res *ipc.WorkerResult) {
-	out := sdk.NewOutput(start.MaxStdout)
-	res = &ipc.WorkerResult{}
-	defer func() {
-		if r := recover(); r != nil {
-			res = &ipc.WorkerResult{ErrType: ipc.ErrInternal, ErrMessage: fmt.Sprintf("internal error in the worker: %v", r)}
-		}
-		fillOutput(res, out)
-	}()
+func Run(start *ipc.Start, c sdk.Caller) *ipc.WorkerResult {
+	return Prepare(c)(start)
+}
 
-	args, err := sdk.DecodeArgs(start.Args)
-	if err != nil {
-		res.ErrType, res.ErrMessage = ipc.ErrValidation, err.Error()
-		return res
-	}
+// Prepare does the part of Run that does not depend on the script: it
+// builds the globals (Risor's modules and rex's), the captured output and
+// the broker-backed OS for c, and returns what runs a script with them,
+// once. Building the globals is about half of a short script's run, so a
+// worker started ahead of its run calls Prepare while it waits for the
+// script (see stage2).
+func Prepare(c sdk.Caller) func(start *ipc.Start) *ipc.WorkerResult {
+	out := sdk.NewOutput(0)
 	bos := sdk.NewOS(c, out)
-	// Both the context and the option carry the OS: builtins look in the
-	// context first, and without either Risor falls back to the real OS.
-	ctx := ros.WithOS(context.Background(), bos)
-	obj, err := eval(ctx, start, sdk.Globals(c, out, args), bos)
-	if err != nil {
-		classify(res, err)
+	globals := sdk.Globals(c, out, nil)
+	return func(start *ipc.Start) (res *ipc.WorkerResult) {
+		out.SetMaxStdout(start.MaxStdout)
+		res = &ipc.WorkerResult{}
+		defer func() {
+			if r := recover(); r != nil {
+				res = &ipc.WorkerResult{ErrType: ipc.ErrInternal, ErrMessage: fmt.Sprintf("internal error in the worker: %v", r)}
+			}
+			fillOutput(res, out)
+		}()
+		args, err := sdk.DecodeArgs(start.Args)
+		if err != nil {
+			res.ErrType, res.ErrMessage = ipc.ErrValidation, err.Error()
+			return res
+		}
+		globals["args"] = args
+		// Both the context and the option carry the OS: builtins look in
+		// the context first, and without either Risor falls back to the
+		// real OS.
+		ctx := ros.WithOS(context.Background(), bos)
+		obj, err := eval(ctx, start, globals, bos)
+		if err != nil {
+			classify(res, err)
+			return res
+		}
+		output, err := sdk.ToJSON(obj)
+		if err != nil {
+			classify(res, fmt.Errorf("the script's result cannot be returned: %w", err))
+			return res
+		}
+		res.Output = output
 		return res
 	}
-	output, err := sdk.ToJSON(obj)
-	if err != nil {
-		classify(res, fmt.Errorf("the script's result cannot be returned: %w", err))
-		return res
-	}
-	res.Output = output
-	return res
 }
 
 // eval parses, compiles and runs the script with exactly globals (no

@@ -4,6 +4,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -11,7 +12,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -234,32 +234,45 @@ func communicationError(format string, args ...any) *ipc.Result {
 }
 
 func remote(sock string, req *ipc.RunRequest) *ipc.Result {
-	c, err := net.DialTimeout("unix", sock, 5*time.Second)
+	c, err := dial(sock, 5*time.Second)
 	if err != nil {
 		return communicationError("cannot reach rex-broker at %s: %v (is it running? use --policy for standalone mode)", sock, err)
 	}
 	defer c.Close()
-	// Ctrl-C closes the connection, which cancels the run in the broker.
+	// Ctrl-C shuts the connection down, which cancels the run in the
+	// broker and ends the read below.
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 	go func() {
 		if _, ok := <-sigs; ok {
-			c.Close()
+			_ = unix.Shutdown(int(c.Fd()), unix.SHUT_RDWR)
 		}
 	}()
-	if err := ipc.WriteFrame(c, ipc.MsgHello, &ipc.Hello{Version: ipc.Version, Client: "rex-exec"}); err != nil {
+	// The run frame goes right behind the hello, in one write, without
+	// waiting for the hello-ack: the broker reads frames in order, so a
+	// refusal is still the next frame here (PROTOCOL.md, "Pipelining"),
+	// and a run costs one round trip to the broker instead of two.
+	var out bytes.Buffer
+	if err := ipc.WriteFrame(&out, ipc.MsgHello, &ipc.Hello{Version: ipc.Version, Client: "rex-exec"}); err != nil {
 		return communicationError("hello: %v", err)
 	}
-	var ack ipc.HelloAck
-	if err := ipc.ReadFrameAs(c, ipc.MsgHelloAck, &ack); err != nil {
-		return communicationError("broker refused: %v", err)
-	}
-	if err := ipc.WriteFrame(c, ipc.MsgRun, req); err != nil {
+	if err := ipc.WriteFrame(&out, ipc.MsgRun, req); err != nil {
 		return communicationError("send run: %v", err)
 	}
+	// A broker that refuses may close before reading all of it: its
+	// refusal, already sent, says more than the broken pipe.
+	_, werr := c.Write(out.Bytes())
+	r := bufio.NewReader(c)
+	var ack ipc.HelloAck
+	if err := ipc.ReadFrameAs(r, ipc.MsgHelloAck, &ack); err != nil {
+		return communicationError("broker refused: %v", err)
+	}
+	if werr != nil {
+		return communicationError("send run: %v", werr)
+	}
 	var res ipc.Result
-	if err := ipc.ReadFrameAs(c, ipc.MsgResult, &res); err != nil {
+	if err := ipc.ReadFrameAs(r, ipc.MsgResult, &res); err != nil {
 		var e *ipc.Error
 		if errors.As(err, &e) && e.Code == ipc.CodeBusy {
 			return errorResult(ipc.ErrResourceLimit, "%s", e.Message)
@@ -267,6 +280,42 @@ func remote(sock string, req *ipc.RunRequest) *ipc.Result {
 		return communicationError("reading result: %v", err)
 	}
 	return &res
+}
+
+// dial connects to the broker's stream socket with plain blocking I/O: the
+// client has one conversation to hold, and the runtime's poller would add
+// threads and wake-ups to each of its steps. The connect, which waits while
+// the broker's backlog is full, gives up after timeout (SO_SNDTIMEO bounds a
+// blocking AF_UNIX connect).
+func dial(path string, timeout time.Duration) (*os.File, error) {
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	tv := unix.NsecToTimeval(timeout.Nanoseconds())
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	for {
+		err = unix.Connect(fd, &unix.SockaddrUnix{Name: path})
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		unix.Close(fd)
+		if err == unix.EAGAIN {
+			err = fmt.Errorf("no answer within %v", timeout)
+		}
+		return nil, err
+	}
+	var none unix.Timeval
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &none); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), path), nil
 }
 
 // buildArgs merges --args-file, --arg and --arg-json (later wins) into one

@@ -7,4 +7,4 @@ import (
 	"github.com/rex-sh/rex/worker"
 )
 
-func run(start *ipc.Start, c *ipc.Client) *ipc.WorkerResult { return worker.Run(start, c) }
+func run(c *ipc.Client) func(*ipc.Start) *ipc.WorkerResult { return worker.Prepare(c) }

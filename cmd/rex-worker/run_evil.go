@@ -35,7 +35,11 @@ import (
 //	anything else          report
 //
 // The report (WorkerResult.Stdout) is the JSON of Report.
-func run(start *ipc.Start, c *ipc.Client) *ipc.WorkerResult {
+func run(c *ipc.Client) func(*ipc.Start) *ipc.WorkerResult {
+	return func(start *ipc.Start) *ipc.WorkerResult { return probeRun(start, c) }
+}
+
+func probeRun(start *ipc.Start, c *ipc.Client) *ipc.WorkerResult {
 	f := strings.Fields(string(start.Script))
 	r := probe()
 	fail := func(err error) *ipc.WorkerResult {

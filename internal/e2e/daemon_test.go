@@ -357,9 +357,22 @@ func TestA01_AllowGroupGate(t *testing.T) {
 	if !strings.Contains(o.res.Error.Message, "not in a group allowed") {
 		t.Errorf("refusal does not say why: %s", o.res.Error.Message)
 	}
+	// rex-exec sends its run frame right behind its hello: the refusal
+	// must still reach it when the broker stops reading long before a
+	// 1 MiB script is through.
+	o = rexExecAs(ctx, t, &outsider, b.socket, "// "+strings.Repeat("x", ipc.MaxScript-16)+"\n1")
+	wantStatus(t, o, ipc.StatusError, ipc.ErrCommunication, 1)
+	if !strings.Contains(o.res.Error.Message, "not in a group allowed") {
+		t.Errorf("refusal of a large script does not say why: %s", o.res.Error.Message)
+	}
 	refused := auditEvents(t, b.audit, "refused")
-	if len(refused) != 1 || refused[0]["uid"] != float64(outsider.uid) || refused[0]["pid"] == nil || refused[0]["decision"] != "deny" {
-		t.Fatalf("want one refused record for uid %d with a pid: %v", outsider.uid, refused)
+	if len(refused) != 2 {
+		t.Fatalf("want two refused records for uid %d: %v", outsider.uid, refused)
+	}
+	for _, r := range refused {
+		if r["uid"] != float64(outsider.uid) || r["pid"] == nil || r["decision"] != "deny" {
+			t.Fatalf("want refused records for uid %d with a pid: %v", outsider.uid, refused)
+		}
 	}
 	if n := len(auditEvents(t, b.audit, "run_start")); n != 1 {
 		t.Errorf("%d runs started, want only the member's", n)
@@ -473,6 +486,49 @@ func TestR03_KillClientMidRun(t *testing.T) {
 	}
 	if left := existing(runCgroupDirs(end["run_id"].(string))); len(left) > 0 {
 		t.Errorf("cgroups left: %v", left)
+	}
+}
+
+// Ctrl-C on rex-exec cancels its run: the client shuts its connection
+// down and reports a communication error (exit 1) at once; the broker kills
+// the worker and audits the cancelled run.
+func TestDaemonClientInterrupt(t *testing.T) {
+	f := newFixture(t)
+	b := startBroker(t, policyDir(t, f), nil)
+	bin := testutil.Binaries(t)
+	cmd := exec.Command(filepath.Join(bin, "rex-exec"), "--socket", b.socket, "--timeout", "20s", "--output", "json", "-")
+	cmd.Stdin = strings.NewReader(`for {}`)
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	must(t, cmd.Start())
+	ws := waitWorkers(t, b.cmd.Process.Pid, 1)
+	sent := time.Now()
+	must(t, cmd.Process.Signal(os.Interrupt))
+	err := cmd.Wait()
+	if took := time.Since(sent); took > 2*time.Second {
+		t.Errorf("rex-exec took %v to end after SIGINT", took)
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("rex-exec after SIGINT: %v, want exit 1; stdout: %s", err, out.String())
+	}
+	var res ipc.Result
+	must(t, json.Unmarshal(out.Bytes(), &res))
+	if res.Error == nil || res.Error.ErrorType != ipc.ErrCommunication {
+		t.Errorf("result after SIGINT: %+v, want a %s", res.Error, ipc.ErrCommunication)
+	}
+	var end map[string]any
+	for i := 0; i < 300 && end == nil; i++ {
+		if e := auditEvents(t, b.audit, "run_end"); len(e) == 1 {
+			end = e[0]
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if end == nil || end["error_type"] != ipc.ErrCommunication {
+		t.Fatalf("no cancelled run_end record: %v", end)
+	}
+	if _, _, state := procStat(ws[0]); state != "" && state != "Z" {
+		t.Errorf("worker %d still %s after its run was cancelled", ws[0], state)
 	}
 }
 
