@@ -97,6 +97,7 @@ type Runner struct {
 	cgroups    cgroupMode
 	active     sync.WaitGroup
 	pool       chan *prepared // nil without a pool
+	ahead      atomic.Pointer[chan prepResult] // the worker of Prestart, until a run takes it
 	running    atomic.Int32   // runs between take and the end of run
 	closed     atomic.Bool
 }
@@ -134,11 +135,42 @@ func NewRunner(cfg Config) (*Runner, error) {
 // Wait blocks until every run (and its cleanup) has finished.
 func (r *Runner) Wait() { r.active.Wait() }
 
-// Close stops refilling the pool and kills the workers waiting in it. Runs
-// in progress are not affected; Wait for them.
+// Close stops refilling the pool and kills the workers waiting in it (and
+// one Prestart started that no run took). Runs in progress are not
+// affected; Wait for them.
 func (r *Runner) Close() {
 	r.closed.Store(true)
 	r.drain()
+	if ch := r.ahead.Swap(nil); ch != nil {
+		if res := <-*ch; res.p != nil {
+			res.p.release(r)
+		}
+	}
+}
+
+type prepResult struct {
+	p   *prepared
+	err error
+}
+
+// Prestart starts one worker in the background for the next run, and
+// nothing replaces it once taken. Standalone rex-exec calls it before it
+// parses the policy, so that the worker's start (two process images and
+// its lock-down, most of a run's start-up) overlaps the parse instead of
+// following it. The worker reads no script before the run hands it one;
+// Close kills it if no run does.
+func (r *Runner) Prestart() {
+	if r.pool != nil || len(r.cfg.Refuse) > 0 || r.ahead.Load() != nil {
+		return
+	}
+	ch := make(chan prepResult, 1)
+	r.ahead.Store(&ch)
+	r.active.Add(1)
+	go func() {
+		defer r.active.Done()
+		p, err := r.prepare()
+		ch <- prepResult{p, err}
+	}()
 }
 
 // drain kills the workers waiting in the pool.
@@ -252,6 +284,10 @@ func (p *prepared) release(r *Runner) {
 // starting the replacement does not compete for the CPU with the script
 // the run is waiting for.
 func (r *Runner) take() (p *prepared, refill bool, err error) {
+	if ch := r.ahead.Swap(nil); ch != nil {
+		res := <-*ch
+		return res.p, false, res.err
+	}
 	if r.pool != nil {
 		select {
 		case p := <-r.pool:

@@ -187,10 +187,6 @@ func readCapped(path string, max int64) ([]byte, error) {
 }
 
 func standalone(o *options, script []byte, name string, args []byte) *ipc.Result {
-	ps, err := authz.LoadPath(o.policy)
-	if err != nil {
-		return validationError("policy: %v", err)
-	}
 	wp, err := broker.WorkerPath("", true)
 	if err != nil {
 		return errorResult(ipc.ErrInternal, "%v", err)
@@ -212,6 +208,18 @@ func standalone(o *options, script []byte, name string, args []byte) *ipc.Result
 	if err != nil {
 		return errorResult(ipc.ErrInternal, "%v", err)
 	}
+	// Wait for the run's cleanup (its cgroup and worker) before returning:
+	// nothing outlives this process to do it. Close first: it kills the
+	// worker started ahead when no run took it (a policy that fails to load).
+	defer r.Wait()
+	defer r.Close()
+	// The worker starts while the policy is parsed: it reads no script
+	// until the run below hands it one.
+	r.Prestart()
+	ps, err := authz.LoadPath(o.policy)
+	if err != nil {
+		return validationError("policy: %v", err)
+	}
 	gids := []uint32{uint32(os.Getgid())}
 	if gs, err := os.Getgroups(); err == nil {
 		for _, g := range gs {
@@ -220,9 +228,6 @@ func standalone(o *options, script []byte, name string, args []byte) *ipc.Result
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	// Wait for the run's cleanup (its cgroup and worker) before returning:
-	// nothing outlives this process to do it.
-	defer r.Wait()
 	return r.Run(ctx, &broker.Job{
 		Principal: broker.PrincipalFor(uint32(os.Getuid()), gids), Policies: ps,
 		Script: script, ScriptName: name, Args: args, Timeout: o.timeout, PeerPID: os.Getpid(), Learn: o.learner,
