@@ -89,7 +89,7 @@ type workerProc struct {
 
 // startWorker starts rex-worker in fresh user, pid, mount, net, ipc, uts
 // and cgroup namespaces, as hostUID/hostGID mapped to root inside its own
-// user namespace (where stage one needs it to build the empty root, then
+// user namespace (where the worker needs it to build the empty root, then
 // gives it up for good), in its own session, killed with the broker.
 func startWorker(path string, hostUID, hostGID uint32, privileged bool, workerSock *os.File) (*workerProc, error) {
 	inR, inW, err := os.Pipe()
@@ -109,7 +109,8 @@ func startWorker(path string, hostUID, hostGID uint32, privileged bool, workerSo
 	cmd := &exec.Cmd{
 		Path:       path,
 		Args:       []string{"rex-worker"},
-		Env:        []string{"REX_WORKER=1"},
+		// GOMAXPROCS=1 until the worker is locked down: see worker.sandbox.
+		Env: []string{"REX_WORKER=1", "GOMAXPROCS=1"},
 		Dir:        "/",
 		Stdin:      inR,
 		Stdout:     outW,

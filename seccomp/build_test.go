@@ -1,19 +1,23 @@
 package seccomp
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
 	"os"
+	"runtime"
+	"testing"
 
 	libseccomp "github.com/seccomp/libseccomp-golang"
 )
 
 // Build turns a profile into a libseccomp filter for the native
-// architecture only: a call made through another ABI (i386 int 0x80, or an
+// architecture only, with pid in place of SelfPID: a call made through another ABI (i386 int 0x80, or an
 // x32 number with bit 30 set) hits the bad-arch action and kills the
 // process. The default action is KillProcess. TSYNC and no_new_privs are
 // set, so Load applies the filter to every thread of the process. It loads
 // nothing; the caller releases the filter.
-func Build(p []Rule) (*libseccomp.ScmpFilter, error) {
+func Build(p []Rule, pid uint64) (*libseccomp.ScmpFilter, error) {
 	f, err := libseccomp.NewFilter(libseccomp.ActKillProcess)
 	if err != nil {
 		return nil, fmt.Errorf("seccomp: new filter: %w", err)
@@ -35,7 +39,6 @@ func Build(p []Rule) (*libseccomp.ScmpFilter, error) {
 	if api, err := libseccomp.GetAPI(); err != nil || api < 2 {
 		return nil, fmt.Errorf("seccomp: libseccomp API level %d lacks TSYNC (%v)", api, err)
 	}
-	pid := uint64(os.Getpid())
 	for _, r := range p {
 		if r.Action == KillProcess {
 			continue // the default action already
@@ -81,17 +84,49 @@ func Build(p []Rule) (*libseccomp.ScmpFilter, error) {
 	return f, nil
 }
 
-// Install builds the worker profile and loads it on every thread of the
-// calling process. After it returns, the process can no longer open files,
-// make sockets, exec or create processes.
-func Install() error {
-	f, err := Build(Profile())
+// compile is the BPF program libseccomp makes of the worker profile for pid.
+func compile(t *testing.T, pid uint64) []byte {
+	t.Helper()
+	f, err := Build(Profile(), pid)
 	if err != nil {
-		return err
+		t.Fatal(err)
 	}
 	defer f.Release()
-	if err := f.Load(); err != nil {
-		return fmt.Errorf("seccomp: load: %w", err)
+	return export(t, f.ExportBPF)
+}
+
+func encode(prog []sockFilter) []byte {
+	var b bytes.Buffer
+	for _, ins := range prog {
+		_ = binary.Write(&b, binary.NativeEndian, ins)
 	}
-	return nil
+	return b.Bytes()
+}
+
+// TestCompiledProgram: the program the worker installs is libseccomp's
+// compilation of the profile, and patching in a pid gives what libseccomp
+// makes for that pid. After a change to profile.go, regenerate with
+// REX_UPDATE_SECCOMP=1 go test ./seccomp -run TestCompiledProgram.
+func TestCompiledProgram(t *testing.T) {
+	want := compile(t, placeholderPID)
+	path := "program_" + runtime.GOARCH + ".bpf"
+	if os.Getenv("REX_UPDATE_SECCOMP") == "1" {
+		if err := os.WriteFile(path, want, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("wrote %s (%d instructions)", path, len(want)/8)
+		return
+	}
+	if !bytes.Equal(compiled, want) {
+		t.Fatalf("%s is not the compiled profile (profile.go changed?): regenerate with REX_UPDATE_SECCOMP=1 go test ./seccomp -run TestCompiledProgram", path)
+	}
+	for _, pid := range []uint64{1, 2, 300, 1 << 22, uint64(os.Getpid())} {
+		prog, err := program(int(pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := encode(prog), compile(t, pid); !bytes.Equal(got, want) {
+			t.Errorf("program patched for pid %d differs from libseccomp's for that pid", pid)
+		}
+	}
 }

@@ -461,7 +461,7 @@ func TestProfileIsWellFormed(t *testing.T) {
 			t.Errorf("clone must be allowed only with a flag mask")
 		}
 	}
-	f, err := Build(Profile())
+	f, err := Build(Profile(), placeholderPID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -476,7 +476,7 @@ func TestFilterChecksArch(t *testing.T) {
 	if runtime.GOARCH != "amd64" {
 		t.Skip("the arch check below is written for amd64")
 	}
-	f, err := Build(Profile())
+	f, err := Build(Profile(), placeholderPID)
 	if err != nil {
 		t.Fatal(err)
 	}

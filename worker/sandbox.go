@@ -24,22 +24,17 @@ const (
 	ExitLimits   = 72 // hostname, rlimits, the inherited descriptors
 	ExitPrivs    = 73 // capabilities, securebits, no_new_privs, dumpable
 	ExitLandlock = 74 // Landlock is present but could not be applied
-	ExitExec     = 75 // re-executing into stage two
-	ExitPosture  = 76 // stage two found it was not locked down
+	ExitPosture  = 76 // the lock-down check found a gap (75 was the retired re-exec)
 	ExitSocket   = 77 // wrapping the broker socket
 	ExitSeccomp  = 78 // installing the seccomp filter
 	ExitStart    = 79 // reading the Start frame
 	ExitResult   = 80 // writing the WorkerResult frame
 )
 
-// Stage2Arg is argv[1] of the re-executed worker.
-const Stage2Arg = "stage2"
-
 // BrokerFD is the worker's end of the socketpair, set up by the broker.
 const BrokerFD = 3
 
-// Limits applied in stage one. They are process-wide and survive the
-// re-exec. RLIMIT_NPROC is not set: W may run several workers at once and
+// Limits applied during the lock-down. They are process-wide. RLIMIT_NPROC is not set: W may run several workers at once and
 // seccomp already forbids creating processes.
 const (
 	maxFiles     = 64       // RLIMIT_NOFILE: stdio, the socket, a few passed files
@@ -73,16 +68,12 @@ func fail(exit int, step string, err error) error {
 // cmd/rex-worker passes Prepare.
 type RunFunc func(c *ipc.Client) func(start *ipc.Start) *ipc.WorkerResult
 
-// Main is rex-worker's main: stage one when started by the broker, stage
-// two when re-executed by stage one. It returns the exit code.
+// Main is rex-worker's main. It returns the exit code.
 func Main(args []string, run RunFunc) int {
 	var err error
-	switch {
-	case len(args) == 1 && os.Getenv("REX_WORKER") == "1":
-		err = Stage1() // returns only on failure
-	case len(args) == 2 && args[1] == Stage2Arg:
-		err = stage2(run)
-	default:
+	if len(args) == 1 && os.Getenv("REX_WORKER") == "1" {
+		err = sandbox(run)
+	} else {
 		err = fail(ExitUsage, "usage", errors.New("rex-worker is started by rex-broker, not by hand"))
 	}
 	if err == nil {
@@ -96,36 +87,33 @@ func Main(args []string, run RunFunc) int {
 	return ExitUsage
 }
 
-// Stage1 runs as pid 1 and uid 0 of the fresh namespaces the broker made,
-// before any byte of the script is read. It empties the root, sets limits,
-// drops every capability, sets no_new_privs and Landlock, and re-executes
-// the binary through an fd into stage two. It returns only on failure.
+// sandbox runs as pid 1 and uid 0 of the fresh namespaces the broker made.
+// Before any byte of the script is read it empties the root, sets limits,
+// drops every capability, sets no_new_privs and Landlock, checks the
+// result and installs the seccomp filter; then it reads the Start frame,
+// runs the script and writes the result.
 //
-// Credentials, no_new_privs and Landlock belong to the calling thread, and
-// execveat hands that thread's state to the new image: so the whole stage
-// runs on one locked thread, never unlocked.
-func Stage1() error {
+// Capabilities, securebits, no_new_privs and Landlock belong to each
+// thread, and the Go runtime has several by now: they are set with
+// syscall.AllThreadsSyscall, which makes the call on every thread of the
+// process at once (threads started later inherit them), and seccomp with
+// TSYNC. AllThreadsSyscall needs a binary without cgo, which is why the
+// seccomp filter is loaded ready-compiled rather than through libseccomp.
+func sandbox(run RunFunc) error {
 	runtime.LockOSThread()
 	if os.Getpid() != 1 {
 		// Anything below would change the mounts of the caller's namespace.
-		return fail(ExitUsage, "stage one", errors.New("not pid 1 of a new pid namespace"))
+		return fail(ExitUsage, "lock-down", errors.New("not pid 1 of a new pid namespace"))
 	}
 	if err := sameMountNSAsInit(); err != nil {
-		return fail(ExitUsage, "stage one", err)
+		return fail(ExitUsage, "lock-down", err)
 	}
 	if err := checkBrokerSocket(BrokerFD); err != nil {
 		return fail(ExitLimits, "broker socket", err)
 	}
-	// The binary, opened before the root is emptied, is the only file the
-	// worker can still reach: through this fd, to exec it once.
-	exe, err := unix.Open("/proc/self/exe", unix.O_PATH|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fail(ExitRoot, "open own binary", &os.PathError{Op: "open", Path: "/proc/self/exe", Err: err})
-	}
-	// Every inherited fd above the socket must not reach stage two. Marking
-	// them close-on-exec rather than closing them keeps the Go runtime's own
-	// descriptors valid until the exec.
-	if err := unix.CloseRange(BrokerFD+1, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+	// Nothing above the socket may reach the script. The runtime holds no
+	// descriptor yet (checkPosture below verifies the result).
+	if err := unix.CloseRange(BrokerFD+1, ^uint(0), 0); err != nil {
 		return fail(ExitLimits, "close_range", err)
 	}
 	if err := emptyRoot(); err != nil {
@@ -143,17 +131,56 @@ func Stage1() error {
 	if err := dropPrivileges(); err != nil {
 		return fail(ExitPrivs, "privileges", err)
 	}
-	if err := restrictLandlock(exe); err != nil {
+	if err := restrictLandlock(); err != nil {
 		if !errors.Is(err, errNoLandlock) {
 			return fail(ExitLandlock, "landlock", err)
 		}
 		fmt.Fprintf(os.Stderr, "rex-worker: landlock unavailable: %v\n", err)
 	}
-	return fail(ExitExec, "execveat", execFD(exe, []string{"rex-worker", Stage2Arg}, []string{"REX_WORKER=1"}))
+	c, err := Lockdown()
+	if err != nil {
+		return err
+	}
+	// The broker starts the worker with GOMAXPROCS=1: fewer threads at
+	// start make each all-threads call above cheaper (there are some fifty).
+	// The script gets the machine's processors back for its collector.
+	runtime.GOMAXPROCS(runtime.NumCPU())
+	// Lockdown needed one thread; the script does not. A goroutine locked
+	// to its thread pays a hand-off of the thread at every blocking call,
+	// and every broker request is one: unlocked, a request costs about a
+	// quarter less.
+	runtime.UnlockOSThread()
+	// A worker that waits for its script (the broker's pool) warms up and
+	// prepares its run meanwhile, off the run's clock; one whose script is
+	// already there prepares at once.
+	var script func(*ipc.Start) *ipc.WorkerResult
+	in := awaitStart(func() {
+		Warm()
+		script = run(c)
+	})
+	if script == nil {
+		script = run(c)
+	}
+	var start ipc.Start
+	if err := ipc.ReadFrameAs(in, ipc.MsgStart, &start); err != nil {
+		return fail(ExitStart, "read start frame", err)
+	}
+	res := script(&start)
+	if err := ipc.WriteFrame(os.Stdout, ipc.MsgWorkerResult, res); err != nil {
+		return fail(ExitResult, "write result frame", err)
+	}
+	// Stay until the broker hangs up. It reads the peak memory of a live
+	// worker and then kills it, so the run's result does not wait for this
+	// process to tear down its threads and memory (about a millisecond).
+	// The broker ends every worker it started (it kills it after the
+	// result, or its death does through the parent-death signal), so the
+	// wait has no timer of its own: one would add the runtime's poller.
+	awaitHangup(BrokerFD)
+	return nil
 }
 
 // sameMountNSAsInit refuses to run in the mount namespace of the host's (or
-// container's) init: stage one must only ever pivot a namespace made for it.
+// container's) init: the worker must only ever pivot a namespace made for it.
 func sameMountNSAsInit() error {
 	own, err1 := os.Readlink("/proc/self/ns/mnt")
 	init, err2 := os.Readlink("/proc/1/ns/mnt")
@@ -249,7 +276,7 @@ func setLimits() error {
 }
 
 // Securebits (linux/securebits.h). Locked on, they make uid 0 inside the
-// namespace an ordinary uid for exec: the re-exec gains no capability.
+// namespace an ordinary uid: nothing can give the worker a capability back.
 const (
 	secbitNoroot                  = 1 << 0
 	secbitNorootLocked            = 1 << 1
@@ -260,32 +287,33 @@ const (
 	secbitNoCapAmbientRaiseLocked = 1 << 7
 )
 
-// dropPrivileges empties every capability set of this thread, locks the
-// securebits and sets no_new_privs. Order matters: the bounding set and the
-// securebits need CAP_SETPCAP, so the capability sets go last but one.
+// dropPrivileges empties every capability set of every thread, locks the
+// securebits and sets no_new_privs, and makes the process non-dumpable.
+// Order matters: the bounding set and the securebits need CAP_SETPCAP, so
+// the capability sets go last but one.
 func dropPrivileges() error {
 	for c := 0; ; c++ {
 		if _, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(c), 0, 0, 0); err == unix.EINVAL {
 			break // past the kernel's last capability
 		}
-		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil {
+		if err := allThreads(unix.SYS_PRCTL, unix.PR_CAPBSET_DROP, uintptr(c), 0); err != nil {
 			return fmt.Errorf("drop capability %d from the bounding set: %w", c, err)
 		}
 	}
-	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
+	if err := allThreads(unix.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0); err != nil {
 		return fmt.Errorf("clear ambient capabilities: %w", err)
 	}
 	bits := secbitNoroot | secbitNorootLocked | secbitNoSetuidFixup | secbitNoSetuidFixupLocked |
 		secbitKeepCapsLocked | secbitNoCapAmbientRaise | secbitNoCapAmbientRaiseLocked
-	if err := unix.Prctl(unix.PR_SET_SECUREBITS, uintptr(bits), 0, 0, 0); err != nil {
+	if err := allThreads(unix.SYS_PRCTL, unix.PR_SET_SECUREBITS, uintptr(bits), 0); err != nil {
 		return fmt.Errorf("securebits: %w", err)
 	}
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var data [2]unix.CapUserData
-	if err := unix.Capset(&hdr, &data[0]); err != nil {
+	if err := allThreads(unix.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0); err != nil {
 		return fmt.Errorf("capset: %w", err)
 	}
-	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+	if err := allThreads(unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0); err != nil {
 		return fmt.Errorf("no_new_privs: %w", err)
 	}
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
@@ -294,63 +322,13 @@ func dropPrivileges() error {
 	return nil
 }
 
-// execFD executes the file open at fd (O_PATH is enough) with argv and
-// env. It returns only on failure.
-func execFD(fd int, argv, env []string) error {
-	argvp, err := syscall.SlicePtrFromStrings(argv)
-	if err != nil {
-		return err
+// allThreads makes one system call on every thread of the process; the
+// runtime kills the process if the threads' results differ, so no thread
+// is ever left behind.
+func allThreads(trap, a1, a2, a3 uintptr) error {
+	if _, _, e := syscall.AllThreadsSyscall(trap, a1, a2, a3); e != 0 {
+		return e
 	}
-	envp, err := syscall.SlicePtrFromStrings(env)
-	if err != nil {
-		return err
-	}
-	empty := [1]byte{}
-	_, _, e := unix.Syscall6(unix.SYS_EXECVEAT, uintptr(fd), uintptr(unsafe.Pointer(&empty[0])),
-		uintptr(unsafe.Pointer(&argvp[0])), uintptr(unsafe.Pointer(&envp[0])), unix.AT_EMPTY_PATH, 0)
-	return e
-}
-
-// stage2 runs in the re-executed image, still before any script byte is
-// read. It checks that stage one left it locked down, wraps the broker
-// socket, installs seccomp, and only then reads the Start frame.
-func stage2(run RunFunc) error {
-	runtime.LockOSThread()
-	c, err := Lockdown()
-	if err != nil {
-		return err
-	}
-	// Lockdown needed one thread; the script does not. A goroutine locked
-	// to its thread pays a hand-off of the thread at every blocking call,
-	// and every broker request is one: unlocked, a request costs about a
-	// quarter less.
-	runtime.UnlockOSThread()
-	// A worker that waits for its script (the broker's pool) warms up and
-	// prepares its run meanwhile, off the run's clock; one whose script is
-	// already there prepares at once.
-	var script func(*ipc.Start) *ipc.WorkerResult
-	in := awaitStart(func() {
-		Warm()
-		script = run(c)
-	})
-	if script == nil {
-		script = run(c)
-	}
-	var start ipc.Start
-	if err := ipc.ReadFrameAs(in, ipc.MsgStart, &start); err != nil {
-		return fail(ExitStart, "read start frame", err)
-	}
-	res := script(&start)
-	if err := ipc.WriteFrame(os.Stdout, ipc.MsgWorkerResult, res); err != nil {
-		return fail(ExitResult, "write result frame", err)
-	}
-	// Stay until the broker hangs up. It reads the peak memory of a live
-	// worker and then kills it, so the run's result does not wait for this
-	// process to tear down its threads and memory (about a millisecond).
-	// The broker ends every worker it started (it kills it after the
-	// result, or its death does through the parent-death signal), so the
-	// wait has no timer of its own: one would add the runtime's poller.
-	awaitHangup(BrokerFD)
 	return nil
 }
 
@@ -391,16 +369,14 @@ func awaitStart(warm func()) io.Reader {
 	return os.Stdin
 }
 
-// Lockdown is stage two's setup: it verifies the posture stage one left
-// (pid 1, no_new_privs, no capability, no stray descriptor), returns the
+// Lockdown is the last step before the script: it verifies the posture the
+// steps before left (pid 1, no_new_privs, no capability, no stray
+// descriptor), returns the
 // client on the broker socket and installs the seccomp filter on every
 // thread. It must run before anything reads the Start frame.
 func Lockdown() (*ipc.Client, error) {
-	// exec resets dumpable; the parent-death signal is re-armed in case the
-	// credential change of the exec cleared it.
-	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
-		return nil, fail(ExitPrivs, "dumpable", err)
-	}
+	// The parent-death signal is re-armed in case the credential changes
+	// cleared it.
 	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
 		return nil, fail(ExitPrivs, "pdeathsig", err)
 	}

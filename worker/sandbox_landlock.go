@@ -8,7 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// errNoLandlock means the kernel has no usable Landlock; stage one goes on
+// errNoLandlock means the kernel has no usable Landlock; the worker goes on
 // without it and says so on stderr (the broker's doctor decides whether
 // that is acceptable).
 var errNoLandlock = errors.New("landlock not supported by this kernel")
@@ -61,12 +61,12 @@ func LandlockABI() (int, error) {
 	return 0, fmt.Errorf("landlock version: %w", e)
 }
 
-// restrictLandlock denies the calling thread every filesystem and network
-// right and every scope the kernel's ABI knows, except executing (and
-// reading, which exec needs) the one file open at exe. Landlock only binds
-// the calling thread; the caller execs from that same thread so the new
-// image starts inside the domain.
-func restrictLandlock(exe int) error {
+// restrictLandlock denies every thread of the process every filesystem
+// and network right and every scope the kernel's ABI knows. Landlock binds
+// threads, not processes: the domain is applied on all threads at once
+// (see allThreads), and threads started later inherit it. No rule grants
+// anything, executing included: the worker never execs.
+func restrictLandlock() error {
 	abi, err := LandlockABI()
 	if err != nil {
 		return err
@@ -78,16 +78,8 @@ func restrictLandlock(exe int) error {
 		return fmt.Errorf("create ruleset (ABI %d): %w", abi, e)
 	}
 	defer unix.Close(int(rfd))
-	rule := unix.LandlockPathBeneathAttr{
-		Allowed_access: unix.LANDLOCK_ACCESS_FS_EXECUTE | unix.LANDLOCK_ACCESS_FS_READ_FILE,
-		Parent_fd:      int32(exe),
-	}
-	if _, _, e := unix.Syscall6(unix.SYS_LANDLOCK_ADD_RULE, rfd, unix.LANDLOCK_RULE_PATH_BENEATH,
-		uintptr(unsafe.Pointer(&rule)), 0, 0, 0); e != 0 {
-		return fmt.Errorf("add exec rule: %w", e)
-	}
-	if _, _, e := unix.Syscall(unix.SYS_LANDLOCK_RESTRICT_SELF, rfd, 0, 0); e != 0 {
-		return fmt.Errorf("restrict self: %w", e)
+	if err := allThreads(unix.SYS_LANDLOCK_RESTRICT_SELF, rfd, 0, 0); err != nil {
+		return fmt.Errorf("restrict self: %w", err)
 	}
 	return nil
 }

@@ -19,9 +19,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// StaticBuildFlags are the flags that link rex-worker statically (after
-// stage one there is no dynamic loader). The Makefile must use the same.
-var staticBuildArgs = []string{"-tags", "netgo,osusergo", "-ldflags", `-linkmode external -extldflags "-static"`}
+// staticBuildArgs build rex-worker as the Makefile does: with CGO_ENABLED=0
+// (static, since its root is empty, and required by its all-threads
+// lock-down) and pure-Go name services.
+var staticBuildArgs = []string{"-tags", "netgo,osusergo"}
 
 var builds sync.Map // tags → *builtWorker
 
@@ -53,11 +54,11 @@ func buildWorker(t *testing.T, tags string) string {
 		b.path = filepath.Join(dir, "rex-worker")
 		args := append([]string{"build", "-o", b.path}, staticBuildArgs...)
 		if tags != "" {
-			args[len(args)-3] = tags + "," + args[len(args)-3]
+			args[len(args)-1] = tags + "," + args[len(args)-1]
 		}
 		cmd := exec.Command("go", append(args, "./cmd/rex-worker")...)
 		cmd.Dir = testutil.RepoRoot(t)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			b.err = fmt.Errorf("%v: %s", err, out)
 		}
@@ -69,10 +70,13 @@ func buildWorker(t *testing.T, tags string) string {
 }
 
 func TestMain(m *testing.M) {
-	if bin := os.Getenv(landlockHelperEnv); bin != "" {
-		err := landlockHelper(bin)
-		fmt.Fprintln(os.Stderr, "landlock helper:", err)
-		os.Exit(1)
+	if os.Getenv(landlockHelperEnv) != "" {
+		if err := landlockHelper(); err != nil {
+			fmt.Fprintln(os.Stderr, "landlock helper:", err)
+			os.Exit(1)
+		}
+		fmt.Println("landlock helper: ok")
+		os.Exit(0)
 	}
 	code := m.Run()
 	builds.Range(func(_, v any) bool {
@@ -390,7 +394,7 @@ func TestWorkerRawSyscalls(t *testing.T) {
 }
 
 // TestWorkerRefusesHandStart: run outside the broker's spawn, rex-worker
-// neither touches the mounts nor skips stage one.
+// touches nothing; the retired second stage's argument starts nothing.
 func TestWorkerRefusesHandStart(t *testing.T) {
 	bin := evilWorker(t)
 	for _, c := range []struct {
@@ -400,7 +404,7 @@ func TestWorkerRefusesHandStart(t *testing.T) {
 	}{
 		{[]string{"rex-worker"}, nil, ExitUsage},
 		{[]string{"rex-worker"}, []string{"REX_WORKER=1"}, ExitUsage}, // not pid 1
-		{[]string{"rex-worker", Stage2Arg}, nil, ExitPosture},
+		{[]string{"rex-worker", "stage2"}, []string{"REX_WORKER=1"}, ExitUsage},
 	} {
 		cmd := &exec.Cmd{Path: bin, Args: c.args, Env: c.env}
 		out, _ := cmd.CombinedOutput()

@@ -230,14 +230,15 @@ func existing(paths []string) []string {
 	return out
 }
 
-// waitWorkers waits until the broker has n workers in stage two.
+// waitWorkers waits until the broker has n workers locked down (seccomp
+// on), and returns its workers.
 func waitWorkers(t *testing.T, brokerPID, n int) []int {
 	t.Helper()
 	for i := 0; i < 500; i++ {
 		ws := workersOf(brokerPID)
 		ready := 0
 		for _, w := range ws {
-			if c, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", w)); bytes.Contains(c, []byte("stage2")) {
+			if lockedDown(w) {
 				ready++
 			}
 		}
@@ -930,7 +931,7 @@ func TestDaemonPool(t *testing.T) {
 	idle := waitWorkers(t, b.cmd.Process.Pid, 2)
 	for _, pid := range idle {
 		var st map[string]string
-		for i := 0; i < 200; i++ { // a pooled worker reaches stage two on its own
+		for i := 0; i < 200; i++ { // a pooled worker locks itself down on its own
 			st = readStatus(t, pid)
 			if st["Seccomp"] == "2" {
 				break
@@ -979,4 +980,11 @@ func TestDaemonPool(t *testing.T) {
 			t.Errorf("pooled worker %d survived the broker's shutdown", pid)
 		}
 	}
+}
+
+// lockedDown reports whether worker pid has its seccomp filter on: the
+// last step before it reads a script.
+func lockedDown(pid int) bool {
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	return err == nil && bytes.Contains(st, []byte("\nSeccomp:\t2\n"))
 }

@@ -467,11 +467,8 @@ func TestWorkerPosture(t *testing.T) {
 	for i := 0; i < 300 && pid == 0; i++ {
 		time.Sleep(10 * time.Millisecond)
 		pid = childNamed(brokerPID, "rex-worker")
-		if pid != 0 {
-			// Wait for stage two (the re-executed, locked-down image).
-			if c, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); !bytes.Contains(c, []byte("stage2")) {
-				pid = 0
-			}
+		if pid != 0 && !lockedDown(pid) {
+			pid = 0
 		}
 	}
 	if pid == 0 {

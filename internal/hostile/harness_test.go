@@ -215,7 +215,7 @@ func (e *env) held(script string) (int, func() *ipc.Result) {
 			if before[p] {
 				continue
 			}
-			// Ready once stage two is locked down: seccomp mode 2.
+			// Ready once locked down: seccomp mode 2.
 			if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p)); err == nil && strings.Contains(string(st), "\nSeccomp:\t2\n") {
 				return p, wait
 			}

@@ -64,10 +64,11 @@ func Worker(t testing.TB, tags string) string {
 		if tags != "" {
 			allTags = tags + "," + allTags
 		}
-		cmd := exec.Command("go", "build", "-o", b.path, "-tags", allTags,
-			"-ldflags", `-linkmode external -extldflags "-static"`, "./cmd/rex-worker")
+		cmd := exec.Command("go", "build", "-o", b.path, "-tags", allTags, "./cmd/rex-worker")
 		cmd.Dir = RepoRoot(t)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+		// As the Makefile: static, and without cgo, which the worker's
+		// all-threads lock-down requires.
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			b.err = fmt.Errorf("%v: %s", err, out)
 		}
