@@ -96,9 +96,9 @@ type Runner struct {
 	redact     *redactor
 	cgroups    cgroupMode
 	active     sync.WaitGroup
-	pool       chan *prepared // nil without a pool
+	pool       chan *prepared                  // nil without a pool
 	ahead      atomic.Pointer[chan prepResult] // the worker of Prestart, until a run takes it
-	running    atomic.Int32   // runs between take and the end of run
+	running    atomic.Int32                    // runs between take and the end of run
 	closed     atomic.Bool
 }
 

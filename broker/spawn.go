@@ -107,10 +107,10 @@ func startWorker(path string, hostUID, hostGID uint32, privileged bool, workerSo
 		return nil, err
 	}
 	cmd := &exec.Cmd{
-		Path:       path,
-		Args:       []string{"rex-worker"},
+		Path: path,
+		Args: []string{"rex-worker"},
 		// GOMAXPROCS=1 until the worker is locked down: see worker.sandbox.
-		Env: []string{"REX_WORKER=1", "GOMAXPROCS=1"},
+		Env:        []string{"REX_WORKER=1", "GOMAXPROCS=1"},
 		Dir:        "/",
 		Stdin:      inR,
 		Stdout:     outW,
