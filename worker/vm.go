@@ -35,7 +35,7 @@ func Run(start *ipc.Start, c sdk.Caller) *ipc.WorkerResult {
 // the broker-backed OS for c, and returns what runs a script with them,
 // once. Building the globals is about half of a short script's run, so a
 // worker started ahead of its run calls Prepare while it waits for the
-// script (see stage2).
+// script (see sandbox).
 func Prepare(c sdk.Caller) func(start *ipc.Start) *ipc.WorkerResult {
 	out := sdk.NewOutput(0)
 	bos := sdk.NewOS(c, out)
