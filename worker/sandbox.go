@@ -308,10 +308,13 @@ func dropPrivileges() error {
 	if err := allThreads(unix.SYS_PRCTL, unix.PR_SET_SECUREBITS, uintptr(bits), 0); err != nil {
 		return fmt.Errorf("securebits: %w", err)
 	}
+	// Called directly, not through allThreads: AllThreadsSyscall is
+	// go:uintptrescapes, which keeps hdr and data where the other threads
+	// can read them only when the conversions are in its own call.
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var data [2]unix.CapUserData
-	if err := allThreads(unix.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0); err != nil {
-		return fmt.Errorf("capset: %w", err)
+	if _, _, e := syscall.AllThreadsSyscall(unix.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0); e != 0 {
+		return fmt.Errorf("capset: %w", e)
 	}
 	if err := allThreads(unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0); err != nil {
 		return fmt.Errorf("no_new_privs: %w", err)
@@ -322,9 +325,9 @@ func dropPrivileges() error {
 	return nil
 }
 
-// allThreads makes one system call on every thread of the process; the
-// runtime kills the process if the threads' results differ, so no thread
-// is ever left behind.
+// allThreads makes one system call with integer arguments on every thread
+// of the process; the runtime kills the process if the threads' results
+// differ, so no thread is ever left behind.
 func allThreads(trap, a1, a2, a3 uintptr) error {
 	if _, _, e := syscall.AllThreadsSyscall(trap, a1, a2, a3); e != 0 {
 		return e
