@@ -65,11 +65,10 @@ type Rule struct {
 	Why    string
 }
 
-// threadFlags are the clone flags that make a thread rather than a process.
-// glibc's pthread_create (which Go uses when cgo is linked in, as in the
-// static rex-worker) adds SETTLS and the TID bookkeeping flags; the Go
-// runtime without cgo uses exactly these. Every other flag in cloneMask
-// (namespaces, vfork, ptrace, pidfd, a new parent) must be clear.
+// threadFlags are the clone flags that make a thread rather than a process:
+// exactly the Go runtime's (rex-worker has no cgo, hence no glibc thread
+// start). Every other flag in cloneMask (namespaces, vfork, ptrace, pidfd,
+// a new parent) must be clear.
 const (
 	threadFlags = unix.CLONE_VM | unix.CLONE_FS | unix.CLONE_FILES | unix.CLONE_SIGHAND |
 		unix.CLONE_THREAD | unix.CLONE_SYSVSEM
@@ -91,27 +90,23 @@ var (
 	self  = argIs(0, SelfPID)
 )
 
-// profile is the worker's allowlist: the Go runtime, glibc's thread start
-// (cgo), Risor, and the broker socket. Path-taking calls fail with EACCES
+// profile is the worker's allowlist: the Go runtime (without cgo: no
+// glibc, whose thread start needed mprotect, brk, mremap, rseq and
+// set_robust_list until the fourth session), Risor, and the broker socket. Path-taking calls fail with EACCES
 // (Chromium's fs_denied_errno) because the worker has no filesystem: Go and
 // Risor probe paths (os.Executable, time zones, TMPDIR) and must get an
 // error, not a SIGSYS. Found with strace -f on the worker running Risor,
 // and pinned by the tests.
 var profile = []Rule{
 	// Memory.
-	{Name: "mmap", Action: Allow, Args: []Cond{{Arg: 2, Op: MaskedEq, Mask: unix.PROT_EXEC, Value: 0}}, Why: "Go heap, stacks, glibc thread stacks; never executable: the worker runs no native code it did not start with"},
-	{Name: "mprotect", Action: Allow, Args: []Cond{{Arg: 2, Op: MaskedEq, Mask: unix.PROT_EXEC, Value: 0}}, Why: "glibc thread stack guard pages; never executable"},
-	{Name: "munmap", Action: Allow, Why: "Go returns memory; glibc frees thread stacks"},
+	{Name: "mmap", Action: Allow, Args: []Cond{{Arg: 2, Op: MaskedEq, Mask: unix.PROT_EXEC, Value: 0}}, Why: "Go heap and stacks; never executable: the worker runs no native code it did not start with"},
+	{Name: "munmap", Action: Allow, Why: "Go returns memory"},
 	{Name: "madvise", Action: Allow, Why: "Go scavenger (MADV_DONTNEED/FREE), huge page hints"},
-	{Name: "mremap", Action: Allow, Why: "glibc realloc of large blocks (cgo thread start)"},
-	{Name: "brk", Action: Allow, Why: "glibc malloc in cgo thread creation"},
 
 	// Threads and scheduling.
 	{Name: "clone", Action: Allow, Args: []Cond{{Arg: 0, Op: MaskedEq, Mask: cloneMask, Value: threadFlags}}, Why: "new threads only: no fork, no namespaces, no vfork"},
-	{Name: "clone3", Action: Errno, Errno: unix.ENOSYS, Why: "its flags are behind a pointer seccomp cannot read; ENOSYS makes glibc fall back to clone"},
-	{Name: "futex", Action: Allow, Why: "Go and glibc locks, thread parking"},
-	{Name: "set_robust_list", Action: Allow, Why: "glibc registers it on every new thread"},
-	{Name: "rseq", Action: Allow, Why: "glibc registers restartable sequences on every new thread"},
+	{Name: "clone3", Action: Errno, Errno: unix.ENOSYS, Why: "its flags are behind a pointer seccomp cannot read; Go does not use it, and ENOSYS makes a caller that tries it first fall back to clone, whose flags are checked"},
+	{Name: "futex", Action: Allow, Why: "Go locks, thread parking"},
 	{Name: "arch_prctl", Action: Allow, Args: argIs(0, archSetFS), Why: "Go sets the TLS base of new threads"},
 	{Name: "arch_prctl", Action: Allow, Args: argIs(0, archGetFS), Why: "TLS base read back"},
 	{Name: "sched_yield", Action: Allow, Why: "Go spinning locks"},
@@ -126,7 +121,7 @@ var profile = []Rule{
 
 	// Signals.
 	{Name: "rt_sigaction", Action: Allow, Why: "Go installs handlers at start and for os/signal"},
-	{Name: "rt_sigprocmask", Action: Allow, Why: "Go and glibc mask signals around thread creation"},
+	{Name: "rt_sigprocmask", Action: Allow, Why: "Go masks signals around thread creation"},
 	{Name: "rt_sigreturn", Action: Allow, Why: "return from every signal handler"},
 	{Name: "sigaltstack", Action: Allow, Why: "Go gives every thread a signal stack"},
 
@@ -135,14 +130,12 @@ var profile = []Rule{
 	{Name: "clock_getres", Action: Allow, Why: "time resolution queries"},
 	{Name: "gettimeofday", Action: Allow, Why: "time fallback without vDSO"},
 	{Name: "nanosleep", Action: Allow, Why: "Go usleep"},
-	{Name: "clock_nanosleep", Action: Allow, Why: "glibc sleeps"},
 
 	// Descriptors the worker already holds: stdio pipes, the broker socket,
 	// files the broker passed (whose access mode it chose).
 	{Name: "read", Action: Allow, Why: "stdin, passed files"},
 	{Name: "write", Action: Allow, Why: "stdout/stderr, files passed for writing"},
 	{Name: "readv", Action: Allow, Why: "vectored reads"},
-	{Name: "writev", Action: Allow, Why: "vectored writes (glibc diagnostics)"},
 	{Name: "pread64", Action: Allow, Why: "positioned reads of passed files"},
 	{Name: "pwrite64", Action: Allow, Why: "positioned writes of passed files"},
 	{Name: "lseek", Action: Allow, Why: "seek in passed files"},
