@@ -90,13 +90,13 @@ var (
 	self  = argIs(0, SelfPID)
 )
 
-// profile is the worker's allowlist: the Go runtime (without cgo: no
-// glibc, whose thread start needed mprotect, brk, mremap, rseq and
-// set_robust_list until the fourth session), Risor, and the broker socket. Path-taking calls fail with EACCES
-// (Chromium's fs_denied_errno) because the worker has no filesystem: Go and
-// Risor probe paths (os.Executable, time zones, TMPDIR) and must get an
-// error, not a SIGSYS. Found with strace -f on the worker running Risor,
-// and pinned by the tests.
+// profile is the worker's allowlist: the Go runtime (without cgo, so no
+// glibc thread start: mprotect, brk, mremap, rseq and set_robust_list went
+// with it), Risor, and the broker socket. Path-taking calls fail with
+// EACCES (Chromium's fs_denied_errno) because the worker has no
+// filesystem: Go and Risor probe paths (os.Executable, time zones, TMPDIR)
+// and must get an error, not a SIGSYS. Found with strace -f on the worker
+// running Risor, and pinned by the tests.
 var profile = []Rule{
 	// Memory.
 	{Name: "mmap", Action: Allow, Args: []Cond{{Arg: 2, Op: MaskedEq, Mask: unix.PROT_EXEC, Value: 0}}, Why: "Go heap and stacks; never executable: the worker runs no native code it did not start with"},

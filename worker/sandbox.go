@@ -40,7 +40,7 @@ const (
 	maxFiles     = 64       // RLIMIT_NOFILE: stdio, the socket, a few passed files
 	maxFileSize  = 64 << 20 // RLIMIT_FSIZE: what one run may write through a passed fd
 	maxAddrSpace = 3 << 30  // RLIMIT_AS: memory fallback where no cgroup limits the worker (see below)
-	threadStack  = 2 << 20  // RLIMIT_STACK: glibc's default thread stack, counted in RLIMIT_AS
+	threadStack  = 2 << 20  // RLIMIT_STACK: the main thread's stack (Go makes the others itself)
 )
 
 // The Go runtime reserves about 1.5 GiB of address space at start (heap
