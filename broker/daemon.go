@@ -7,8 +7,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/user"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rex-sh/rex/authz"
+	"github.com/rex-sh/rex/broker/host"
 	"github.com/rex-sh/rex/ipc"
 )
 
@@ -332,22 +331,16 @@ func peerGroups(fd int) ([]uint32, error) {
 // PrincipalFor names uid and its groups as Cedar sees them: the login
 // name (the uid as a string when it has none) and group names (likewise).
 func PrincipalFor(uid uint32, gids []uint32) authz.Principal {
-	name := strconv.FormatUint(uint64(uid), 10)
-	if u, err := user.LookupId(name); err == nil {
-		name = u.Username
-	}
-	p := authz.Principal{Name: name, UID: uid}
+	// /etc/passwd and /etc/group are parsed again only when they changed
+	// (host.PrincipalUserName), not at every run.
+	p := authz.Principal{Name: host.PrincipalUserName(uid), UID: uid}
 	seen := map[uint32]bool{}
 	for _, g := range gids {
 		if seen[g] {
 			continue
 		}
 		seen[g] = true
-		gname := strconv.FormatUint(uint64(g), 10)
-		if grp, err := user.LookupGroupId(gname); err == nil {
-			gname = grp.Name
-		}
-		p.Groups = append(p.Groups, gname)
+		p.Groups = append(p.Groups, host.PrincipalGroupName(g))
 	}
 	return p
 }

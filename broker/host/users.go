@@ -38,10 +38,31 @@ func UserName(uid uint32) string { return users.lookup(uid) }
 // GroupName returns the name of gid, or the number when it has none.
 func GroupName(gid uint32) string { return groups.lookup(gid) }
 
+// PrincipalUserName is UserName with the file checked now, not within the
+// last second: a principal's name decides which policies apply, so a uid
+// given to another user a moment ago must not run under the old name. The
+// check is one stat; the file is parsed again only when it changed.
+func PrincipalUserName(uid uint32) string { return users.lookupNow(uid) }
+
+// PrincipalGroupName is GroupName checked now, as PrincipalUserName.
+func PrincipalGroupName(gid uint32) string { return groups.lookupNow(gid) }
+
 func (db *nameDB) lookup(id uint32) string {
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	db.refresh()
+	return db.name(id)
+}
+
+func (db *nameDB) lookupNow(id uint32) string {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	db.checked = time.Time{}
+	db.refresh()
+	return db.name(id)
+}
+
+func (db *nameDB) name(id uint32) string {
 	if n, ok := db.names[id]; ok {
 		return n
 	}
