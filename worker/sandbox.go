@@ -112,7 +112,9 @@ func sandbox(run RunFunc) error {
 		return fail(ExitLimits, "broker socket", err)
 	}
 	// Nothing above the socket may reach the script. The runtime holds no
-	// descriptor yet (checkPosture below verifies the result).
+	// descriptor of its own here: rex-worker turns off the cgroup-aware
+	// GOMAXPROCS, which would keep the host's cgroup CPU limit files open
+	// (see cmd/rex-worker). checkPosture below verifies the result.
 	if err := unix.CloseRange(BrokerFD+1, ^uint(0), 0); err != nil {
 		return fail(ExitLimits, "close_range", err)
 	}

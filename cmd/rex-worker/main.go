@@ -9,6 +9,14 @@
 //
 // Trust: untrusted after lockdown; its inputs come from the broker, its
 // script from an AI agent.
+//
+// The Go runtime would keep its cgroup's CPU limit file open for the life
+// of the process, to re-read it for GOMAXPROCS; the lock-down closes every
+// descriptor above the broker socket, so the runtime must not hold one.
+// The broker sets GOMAXPROCS itself.
+
+//go:debug containermaxprocs=0
+//go:debug updatemaxprocs=0
 package main
 
 import (
