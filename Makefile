@@ -23,9 +23,15 @@ deps:
 # rex-worker runs in an empty root with no dynamic loader, and locks every
 # thread down at once with AllThreadsSyscall: it is built without cgo (hence
 # static); its seccomp filter comes precompiled by libseccomp (see seccomp).
+# rex-exec is built twice from one package: the client (tag rexthin, no
+# broker in it: it starts faster, and agents start it once per script) and
+# the engine, rex-exec-standalone, which the client re-executes into for
+# standalone mode (see cmd/rex-exec/engine_thin.go).
 build: deps
 	@mkdir -p $(BIN)
-	$(GO) build -tags $(TAGS) -o $(BIN)/ ./cmd/rex-exec ./cmd/rex-broker ./cmd/rex-policy
+	$(GO) build -tags $(TAGS) -o $(BIN)/ ./cmd/rex-broker ./cmd/rex-policy
+	$(GO) build -tags $(TAGS),rexthin -o $(BIN)/rex-exec ./cmd/rex-exec
+	$(GO) build -tags $(TAGS) -o $(BIN)/rex-exec-standalone ./cmd/rex-exec
 	CGO_ENABLED=0 $(GO) build -tags $(TAGS) -o $(BIN)/rex-worker ./cmd/rex-worker
 
 # The demo: one script, one policy, standalone mode. The script reads a file
@@ -37,6 +43,7 @@ demo: build
 
 test: build
 	$(GO) vet ./...
+	$(GO) vet -tags rexthin ./cmd/rex-exec
 	REX_BIN_DIR=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 # Packages with fuzz targets; FUZZTIME (default 30s) is per target.
@@ -54,7 +61,7 @@ UNITDIR ?= /etc/systemd/system
 install: build
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/libexec/rex $(DESTDIR)$(UNITDIR)
 	install -m 0755 $(BIN)/rex-exec $(BIN)/rex-broker $(BIN)/rex-policy $(DESTDIR)$(PREFIX)/bin/
-	install -m 0755 $(BIN)/rex-worker $(DESTDIR)$(PREFIX)/libexec/rex/
+	install -m 0755 $(BIN)/rex-worker $(BIN)/rex-exec-standalone $(DESTDIR)$(PREFIX)/libexec/rex/
 	for u in rex-broker.service rex-broker.socket; do \
 		sed 's|/usr/local/|$(PREFIX)/|g' dist/systemd/$$u > $(DESTDIR)$(UNITDIR)/$$u && chmod 0644 $(DESTDIR)$(UNITDIR)/$$u; \
 	done

@@ -1,3 +1,5 @@
+//go:build !rexthin
+
 package main
 
 import (
@@ -20,14 +22,14 @@ func learnRun(o *options, scriptPath string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprintln(stderr, "rex-exec: --learn needs standalone mode (--policy) and no --socket: the daemon never runs scripts unchecked")
 		return 2
 	}
-	o.learner = broker.NewLearner()
+	o.engine.learner = broker.NewLearner()
 	res := execute(o, scriptPath, stdin)
 	printResult(stdout, o.output, res)
 	name := scriptPath
 	if name == "-" {
 		name = "stdin.risor"
 	}
-	pol := broker.LearnedPolicy(name, time.Now(), o.learner.Requests())
+	pol := broker.LearnedPolicy(name, time.Now(), o.engine.learner.Requests())
 	if o.learnOut == "" {
 		fmt.Fprint(stderr, pol)
 		return ipc.ExitCode(res)

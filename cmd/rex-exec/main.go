@@ -6,23 +6,18 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/rex-sh/rex/authz"
-	"github.com/rex-sh/rex/broker"
 	"github.com/rex-sh/rex/ipc"
 )
 
@@ -53,8 +48,9 @@ type options struct {
 	timeout                                    time.Duration
 	args, argsJSON                             stringList
 	learn                                      bool
-	// learner records a --learn run; set by learnRun.
-	learner *broker.Learner
+	// engine is the standalone engine's state (engine.go); empty in the
+	// client build.
+	engine engineState
 }
 
 func main() {
@@ -100,6 +96,13 @@ func run(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if o.output != "json" && o.output != "pretty-json" && o.output != "human" {
 		fmt.Fprintf(stderr, "rex-exec: --output must be json, pretty-json or human, not %q\n", o.output)
 		return 2
+	}
+	// Standalone mode plays the broker in this process: the client build
+	// hands over to the engine build here, before anything is read.
+	if o.policy != "" || o.learn {
+		if code, handed := handOff(pos, stdout, stderr); handed {
+			return code
+		}
 	}
 	// A script file named mcp is still reachable as ./mcp.
 	if len(pos) == 1 && pos[0] == "mcp" {
@@ -184,54 +187,6 @@ func readCapped(path string, max int64) ([]byte, error) {
 	}
 	defer f.Close()
 	return io.ReadAll(io.LimitReader(f, max))
-}
-
-func standalone(o *options, script []byte, name string, args []byte) *ipc.Result {
-	wp, err := broker.WorkerPath("", true)
-	if err != nil {
-		return errorResult(ipc.ErrInternal, "%v", err)
-	}
-	audit := io.Writer(nil)
-	if p := os.Getenv("REX_AUDIT_LOG"); p != "" {
-		f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-		if err != nil {
-			return validationError("REX_AUDIT_LOG: %v", err)
-		}
-		defer f.Close()
-		audit = f
-	}
-	r, err := broker.NewRunner(broker.Config{WorkerPath: wp, Audit: audit, Log: os.Stderr,
-		RedactionDict: os.Getenv("REX_REDACTION_DICT"), Protected: []string{o.policy},
-		// The caller's own broker may ask another DNS server (tests,
-		// split horizon): it resolves names for the caller only.
-		DNSServer: os.Getenv("REX_DNS_SERVER")})
-	if err != nil {
-		return errorResult(ipc.ErrInternal, "%v", err)
-	}
-	// Wait for the run's cleanup (its cgroup and worker) before returning:
-	// nothing outlives this process to do it. Close first: it kills the
-	// worker started ahead when no run took it (a policy that fails to load).
-	defer r.Wait()
-	defer r.Close()
-	// The worker starts while the policy is parsed: it reads no script
-	// until the run below hands it one.
-	r.Prestart()
-	ps, err := authz.LoadPath(o.policy)
-	if err != nil {
-		return validationError("policy: %v", err)
-	}
-	gids := []uint32{uint32(os.Getgid())}
-	if gs, err := os.Getgroups(); err == nil {
-		for _, g := range gs {
-			gids = append(gids, uint32(g))
-		}
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return r.Run(ctx, &broker.Job{
-		Principal: broker.PrincipalFor(uint32(os.Getuid()), gids), Policies: ps,
-		Script: script, ScriptName: name, Args: args, Timeout: o.timeout, PeerPID: os.Getpid(), Learn: o.learner,
-	})
 }
 
 func communicationError(format string, args ...any) *ipc.Result {

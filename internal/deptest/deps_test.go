@@ -13,9 +13,9 @@ import (
 
 const mod = "github.com/rex-sh/rex/"
 
-func deps(t *testing.T, pkg string) []string {
+func deps(t *testing.T, pkg string, flags ...string) []string {
 	t.Helper()
-	cmd := exec.Command("go", "list", "-deps", "-test=false", mod+pkg)
+	cmd := exec.Command("go", append(append([]string{"list", "-deps", "-test=false"}, flags...), mod+pkg)...)
 	cmd.Dir = testutil.RepoRoot(t)
 	out, err := cmd.Output()
 	if err != nil {
@@ -53,6 +53,21 @@ func TestImportRules(t *testing.T) {
 	for _, d := range deps(t, "ipc") {
 		if strings.HasPrefix(d, mod) && d != mod+"ipc" {
 			t.Errorf("ipc must not depend on %s", d)
+		}
+	}
+}
+
+// The client build of rex-exec, what agents start once per script, links
+// the protocol and nothing of the engine: no broker, no Cedar, no HTTP or
+// TLS stack (their initialisation is what made it start slowly).
+func TestClientBuildIsThin(t *testing.T) {
+	forbidden := []string{mod + "broker", mod + "authz", mod + "sdk", mod + "worker",
+		"github.com/cedar-policy/cedar-go", "github.com/risor-io/risor", "net/http", "crypto/tls"}
+	for _, d := range deps(t, "cmd/rex-exec", "-tags", "rexthin,netgo,osusergo") {
+		for _, f := range forbidden {
+			if under(d, f) {
+				t.Errorf("the rex-exec client build must not depend on %s (it pulls in %s)", f, d)
+			}
 		}
 	}
 }

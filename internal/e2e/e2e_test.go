@@ -577,3 +577,40 @@ func readStatusPath(t *testing.T, path string) map[string]string {
 	}
 	return m
 }
+
+// rex-exec is the client build; standalone mode re-executes it into the
+// engine build, rex-exec-standalone, with the script still unread on
+// stdin (every standalone test here goes through that hand-off). Without
+// the engine, standalone mode fails with a result saying what to install,
+// while the daemon client still works.
+func TestClientHandsStandaloneToEngine(t *testing.T) {
+	f := newFixture(t)
+	bin := testutil.Binaries(t)
+	lonely := t.TempDir()
+	exe, err := os.ReadFile(filepath.Join(bin, "rex-exec"))
+	must(t, err)
+	must(t, os.WriteFile(filepath.Join(lonely, "rex-exec"), exe, 0o755))
+	run := func(args ...string) (string, string, int) {
+		cmd := exec.Command(filepath.Join(lonely, "rex-exec"), args...)
+		cmd.Stdin = strings.NewReader(`"hi"`)
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		_ = cmd.Run()
+		return out.String(), errb.String(), cmd.ProcessState.ExitCode()
+	}
+	out, _, code := run("--policy", f.policy, "-")
+	var res ipc.Result
+	if err := json.Unmarshal([]byte(out), &res); err != nil || code != 1 || res.Error == nil ||
+		!strings.Contains(res.Error.Message, "rex-exec-standalone") {
+		t.Fatalf("standalone without the engine: exit %d, %s", code, out)
+	}
+	if _, stderr, code := run("mcp", "--policy", f.policy); code != 1 || !strings.Contains(stderr, "rex-exec-standalone") {
+		t.Fatalf("mcp --policy without the engine: exit %d, %s", code, stderr)
+	}
+	// With the engine beside it, the same client runs the script from stdin.
+	o := rexExec(t, `"hi"`, nil, "--policy", f.policy, "--output", "json")
+	wantStatus(t, o, ipc.StatusSuccess, "", 0)
+	if string(o.res.Output) != `"hi"` {
+		t.Fatalf("output %s", o.res.Output)
+	}
+}

@@ -1,0 +1,91 @@
+//go:build !rexthin
+
+package main
+
+// The standalone engine: rex-exec playing the broker for one run
+// (--policy, --learn). It is in the engine build only, installed as
+// rex-exec-standalone; the client build (engine_thin.go) hands over to it.
+
+import (
+	"context"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/rex-sh/rex/authz"
+	"github.com/rex-sh/rex/broker"
+	"github.com/rex-sh/rex/ipc"
+)
+
+// The client re-executes into this build for standalone mode, and the
+// kernel names a process after its executable file: the name goes back to
+// rex-exec, which process listings and policies on process names expect of
+// the standalone broker. Package initialisation runs on the main thread,
+// whose name is the process's.
+func init() {
+	_ = unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&processName[0])), 0, 0, 0)
+}
+
+var processName = []byte("rex-exec\x00")
+
+// engineState is what a standalone run carries besides its options.
+type engineState struct {
+	// learner records a --learn run; set by learnRun.
+	learner *broker.Learner
+}
+
+// handOff is the client build's (engine_thin.go); the engine runs
+// standalone mode itself.
+func handOff([]string, io.Writer, io.Writer) (int, bool) { return 0, false }
+
+func standalone(o *options, script []byte, name string, args []byte) *ipc.Result {
+	wp, err := broker.WorkerPath("", true)
+	if err != nil {
+		return errorResult(ipc.ErrInternal, "%v", err)
+	}
+	audit := io.Writer(nil)
+	if p := os.Getenv("REX_AUDIT_LOG"); p != "" {
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err != nil {
+			return validationError("REX_AUDIT_LOG: %v", err)
+		}
+		defer f.Close()
+		audit = f
+	}
+	r, err := broker.NewRunner(broker.Config{WorkerPath: wp, Audit: audit, Log: os.Stderr,
+		RedactionDict: os.Getenv("REX_REDACTION_DICT"), Protected: []string{o.policy},
+		// The caller's own broker may ask another DNS server (tests,
+		// split horizon): it resolves names for the caller only.
+		DNSServer: os.Getenv("REX_DNS_SERVER")})
+	if err != nil {
+		return errorResult(ipc.ErrInternal, "%v", err)
+	}
+	// Wait for the run's cleanup (its cgroup and worker) before returning:
+	// nothing outlives this process to do it. Close first: it kills the
+	// worker started ahead when no run took it (a policy that fails to load).
+	defer r.Wait()
+	defer r.Close()
+	// The worker starts while the policy is parsed: it reads no script
+	// until the run below hands it one.
+	r.Prestart()
+	ps, err := authz.LoadPath(o.policy)
+	if err != nil {
+		return validationError("policy: %v", err)
+	}
+	gids := []uint32{uint32(os.Getgid())}
+	if gs, err := os.Getgroups(); err == nil {
+		for _, g := range gs {
+			gids = append(gids, uint32(g))
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return r.Run(ctx, &broker.Job{
+		Principal: broker.PrincipalFor(uint32(os.Getuid()), gids), Policies: ps,
+		Script: script, ScriptName: name, Args: args, Timeout: o.timeout, PeerPID: os.Getpid(), Learn: o.engine.learner,
+	})
+}
