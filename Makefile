@@ -52,7 +52,7 @@ FUZZ_PKGS := ipc authz broker cmd/rex-exec
 fuzz: build
 	GO=$(GO) FUZZTIME=$${FUZZTIME:-30s} .ci/fuzz $(FUZZ_PKGS)
 
-# install: binaries to $(PREFIX)/bin, rex-worker to $(PREFIX)/libexec/rex,
+# install: binaries to $(PREFIX)/bin, rex-worker and rex-exec-standalone to $(PREFIX)/libexec/rex,
 # systemd units (with $(PREFIX) substituted) to $(UNITDIR), and the example
 # policies to /etc/rex/policies only when that directory does not exist yet,
 # so an operator's policies are never overwritten. DESTDIR stages a package.

@@ -46,12 +46,14 @@ func handOff(pos []string, stdout, stderr io.Writer) (int, bool) {
 	return ipc.ExitCode(res), true
 }
 
-// enginePath finds the engine build as the broker finds rex-worker: next to
-// this binary, then in the libexec directories.
+// enginePath finds the engine build: next to this binary (the build
+// directory), in libexec/rex beside its bin directory (make install with any
+// PREFIX), then in the usual libexec directories.
 func enginePath() (string, error) {
 	var dirs []string
 	if exe, err := os.Executable(); err == nil {
-		dirs = append(dirs, filepath.Dir(exe))
+		dir := filepath.Dir(exe)
+		dirs = append(dirs, dir, filepath.Join(dir, "..", "libexec", "rex"))
 	}
 	dirs = append(dirs, "/usr/local/libexec/rex", "/usr/libexec/rex")
 	for _, d := range dirs {
@@ -60,7 +62,7 @@ func enginePath() (string, error) {
 			return p, nil
 		}
 	}
-	return "", errors.New("not found next to rex-exec, in /usr/local/libexec/rex or in /usr/libexec/rex")
+	return "", errors.New("not found next to rex-exec, in ../libexec/rex beside it, in /usr/local/libexec/rex or in /usr/libexec/rex")
 }
 
 // standalone is the engine's; this build hands over before it could run.
