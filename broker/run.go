@@ -155,8 +155,8 @@ type prepResult struct {
 
 // Prestart starts one worker in the background for the next run, and
 // nothing replaces it once taken. Standalone rex-exec calls it before it
-// parses the policy, so that the worker's start (two process images and
-// its lock-down, most of a run's start-up) overlaps the parse instead of
+// parses the policy, so that the worker's start (its process image and
+// lock-down, most of a run's start-up) overlaps the parse instead of
 // following it. The worker reads no script before the run hands it one;
 // Close kills it if no run does.
 func (r *Runner) Prestart() {

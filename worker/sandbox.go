@@ -34,8 +34,9 @@ const (
 // BrokerFD is the worker's end of the socketpair, set up by the broker.
 const BrokerFD = 3
 
-// Limits applied during the lock-down. They are process-wide. RLIMIT_NPROC is not set: W may run several workers at once and
-// seccomp already forbids creating processes.
+// Limits applied during the lock-down. They are process-wide.
+// RLIMIT_NPROC is not set: a worker uid may run several workers at once,
+// and seccomp already forbids creating processes.
 const (
 	maxFiles     = 64       // RLIMIT_NOFILE: stdio, the socket, a few passed files
 	maxFileSize  = 64 << 20 // RLIMIT_FSIZE: what one run may write through a passed fd
