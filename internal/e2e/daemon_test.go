@@ -472,6 +472,13 @@ func TestR03_KillClientMidRun(t *testing.T) {
 	ws := waitWorkers(t, b.cmd.Process.Pid, 1)
 	must(t, cmd.Process.Kill())
 	_ = cmd.Wait()
+	wantCancelled(t, b, ws[0])
+}
+
+// wantCancelled waits for the broker's run_end record of a run its client
+// abandoned, and checks the run's worker and cgroups are gone.
+func wantCancelled(t *testing.T, b *broker, worker int) {
+	t.Helper()
 	var end map[string]any
 	for i := 0; i < 300 && end == nil; i++ {
 		if e := auditEvents(t, b.audit, "run_end"); len(e) == 1 {
@@ -482,8 +489,8 @@ func TestR03_KillClientMidRun(t *testing.T) {
 	if end == nil || end["error_type"] != ipc.ErrCommunication {
 		t.Fatalf("no cancelled run_end record: %v", end)
 	}
-	if _, _, state := procStat(ws[0]); state != "" && state != "Z" {
-		t.Errorf("worker %d still %s after its run ended", ws[0], state)
+	if _, _, state := procStat(worker); state != "" && state != "Z" {
+		t.Errorf("worker %d still %s after its run ended", worker, state)
 	}
 	if left := existing(runCgroupDirs(end["run_id"].(string))); len(left) > 0 {
 		t.Errorf("cgroups left: %v", left)
@@ -510,19 +517,7 @@ func TestDaemonClientInterrupt(t *testing.T) {
 	if st := cmd.ProcessState.Sys().(syscall.WaitStatus); !st.Signaled() || st.Signal() != syscall.SIGINT {
 		t.Fatalf("rex-exec after SIGINT: %v, want killed by SIGINT", cmd.ProcessState)
 	}
-	var end map[string]any
-	for i := 0; i < 300 && end == nil; i++ {
-		if e := auditEvents(t, b.audit, "run_end"); len(e) == 1 {
-			end = e[0]
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if end == nil || end["error_type"] != ipc.ErrCommunication {
-		t.Fatalf("no cancelled run_end record: %v", end)
-	}
-	if _, _, state := procStat(ws[0]); state != "" && state != "Z" {
-		t.Errorf("worker %d still %s after its run was cancelled", ws[0], state)
-	}
+	wantCancelled(t, b, ws[0])
 }
 
 // Graceful shutdown: SIGTERM lets a run go on until the grace period, then
