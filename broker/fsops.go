@@ -90,11 +90,21 @@ func canonical(p string) (string, error) {
 
 // lookup canonicalises p and looks it up without following symlinks.
 func (s *session) lookup(p string, follow bool) (*target, error) {
+	return s.find(p, follow, s.run.fs.Lookup)
+}
+
+// describe is lookup for stat and exists, which only read the object's
+// Info: see host.FS.Describe.
+func (s *session) describe(p string, follow bool) (*target, error) {
+	return s.find(p, follow, s.run.fs.Describe)
+}
+
+func (s *session) find(p string, follow bool, find func(string, bool) (*host.Object, error)) (*target, error) {
 	c, err := canonical(p)
 	if err != nil {
 		return nil, err
 	}
-	obj, err := s.run.fs.Lookup(c, follow)
+	obj, err := find(c, follow)
 	t := &target{path: c, obj: obj, err: err}
 	if obj != nil && follow {
 		// Authorise what the symlinks resolved to, never the link text:
@@ -170,7 +180,7 @@ func (s *session) statTarget(body []byte) (*target, error) {
 	if err := ipc.Unmarshal(body, &req); err != nil {
 		return nil, badRequest(err)
 	}
-	t, err := s.lookup(req.Path, req.Follow)
+	t, err := s.describe(req.Path, req.Follow)
 	if err != nil {
 		return nil, err
 	}

@@ -162,7 +162,10 @@ func (f *FS) anchor(t mountTable, path string) (fd int, rest string, owned bool,
 // lookup opens path without following any symlink. The leaf is opened
 // O_PATH|O_NOFOLLOW, so a leaf symlink yields the symlink itself and no
 // object is ever opened for content here.
-func (f *FS) lookup(path string) (*Object, error) {
+func (f *FS) lookup(path string) (*Object, error) { return f.lookupMode(path, false) }
+
+// lookupMode is lookup, or with describe the lookup of Describe.
+func (f *FS) lookupMode(path string, describe bool) (*Object, error) {
 	if !validPath(path) {
 		return nil, pathErr("lookup", path, unix.EINVAL)
 	}
@@ -174,7 +177,7 @@ func (f *FS) lookup(path string) (*Object, error) {
 			return nil, pathErr("lookup", path, err)
 		}
 		var o *Object
-		o, err = f.lookupIn(t, path)
+		o, err = f.lookupIn(t, path, describe)
 		if err == nil {
 			return o, nil
 		}
@@ -186,7 +189,7 @@ func (f *FS) lookup(path string) (*Object, error) {
 	return nil, pathErr("lookup", path, err)
 }
 
-func (f *FS) lookupIn(t mountTable, path string) (*Object, error) {
+func (f *FS) lookupIn(t mountTable, path string, describe bool) (*Object, error) {
 	anchor, rest, owned, err := f.anchor(t, path)
 	if err != nil {
 		return nil, err
@@ -206,7 +209,7 @@ func (f *FS) lookupIn(t mountTable, path string) (*Object, error) {
 		// it is reopened by name from its parent directory, the one step
 		// allowed to cross into a mount, and checked by inode as always.
 		var p *Object
-		if p, err = f.lookupIn(t, path[:max(strings.LastIndexByte(path, '/'), 1)]); err == nil {
+		if p, err = f.lookupIn(t, path[:max(strings.LastIndexByte(path, '/'), 1)], false); err == nil {
 			o.parent, p.fd = p.fd, -1
 			p.closeFds()
 			o.name, o.mountLeaf = path[strings.LastIndexByte(path, '/')+1:], true
@@ -222,6 +225,16 @@ func (f *FS) lookupIn(t mountTable, path string) (*Object, error) {
 		}
 		o.name = name
 		o.parent, err = openat2(anchor, dir, unix.O_PATH|unix.O_DIRECTORY)
+		if err == nil && describe {
+			var done bool
+			if done, err = o.describe(); done || err != nil {
+				o.closeFds()
+				if err != nil {
+					return nil, err
+				}
+				return o, nil
+			}
+		}
 		if err == nil {
 			o.fd, err = openat2(o.parent, name, unix.O_PATH|unix.O_NOFOLLOW)
 		}
@@ -251,6 +264,30 @@ func (f *FS) lookupIn(t mountTable, path string) (*Object, error) {
 // sentinel of this package.
 func (f *FS) Lookup(path string, follow bool) (*Object, error) {
 	o, err := f.lookup(path)
+	if !follow {
+		return o, err
+	}
+	if err == nil && o.info.Kind != KindSymlink {
+		return o, nil
+	}
+	if err != nil && !errors.Is(err, unix.ELOOP) {
+		return nil, err
+	}
+	if o != nil {
+		o.Close()
+	}
+	return f.follow(path)
+}
+
+// Describe is Lookup for a caller that needs only the object's Info, to
+// authorise and answer stat or exists. An object that is neither a symlink
+// nor a mount point is described with statx of its entry in the parent
+// directory, found as Lookup finds it, and comes back holding no
+// descriptor, which saves an open and a close: every operation on it fails
+// as on a closed Object, so nothing can act on an object that no
+// descriptor pins. Anything else is exactly Lookup.
+func (f *FS) Describe(path string, follow bool) (*Object, error) {
+	o, err := f.lookupMode(path, true)
 	if !follow {
 		return o, err
 	}

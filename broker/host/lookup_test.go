@@ -399,3 +399,87 @@ func TestFileMount(t *testing.T) {
 	wantErrno(t, err, unix.ENOTDIR)
 	wantErrno(t, o.Remove(false), unix.EBUSY)
 }
+
+// Describe answers what Lookup answers, without keeping a descriptor, and
+// leaves what it cannot describe by name (symlinks, mount points) to Lookup.
+func TestDescribe(t *testing.T) {
+	requireRoot(t)
+	d := tempDir(t)
+	mustMkdir(t, d+"/dir")
+	mustWrite(t, d+"/dir/file", "hello")
+	mustSymlink(t, "dir", d+"/linkdir")
+	mustMkdir(t, d+"/m")
+	mountTmpfs(t, d+"/m", "size=1m")
+	mustWrite(t, d+"/m/f", "on tmpfs")
+	mustMkdir(t, d+"/bind")
+	// A bind mount of the same file system: same st_dev, still a mount.
+	if err := unix.Mount(d+"/dir", d+"/bind", "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(d+"/bind", unix.MNT_DETACH) })
+	mustWrite(t, d+"/target", "hidden")
+	if err := unix.Mount(d+"/dir/file", d+"/target", "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(d+"/target", unix.MNT_DETACH) })
+	f := newFS(t)
+
+	paths := []string{"/", d, d + "/dir", d + "/dir/file", d + "/linkdir", d + "/linkdir/file",
+		d + "/m", d + "/m/f", d + "/bind", d + "/bind/file", d + "/target", d + "/missing", d + "/dir/file/x"}
+	for _, p := range paths {
+		for _, follow := range []bool{false, true} {
+			want, werr := f.Lookup(p, follow)
+			got, gerr := f.Describe(p, follow)
+			if (werr == nil) != (gerr == nil) || (werr != nil && unwrapPath(werr) != unwrapPath(gerr)) {
+				t.Errorf("%s follow=%v: Describe error %v, Lookup %v", p, follow, gerr, werr)
+			}
+			if werr == nil && gerr == nil {
+				if got.Info() != want.Info() || got.Path() != want.Path() {
+					t.Errorf("%s follow=%v: Describe %+v at %s, Lookup %+v at %s",
+						p, follow, got.Info(), got.Path(), want.Info(), want.Path())
+				}
+				got.Close()
+				want.Close()
+			}
+		}
+	}
+
+	// A plain file or directory is described by name: no descriptor stays
+	// open, and no operation works on what no descriptor pins.
+	before := openFDs(t)
+	o, err := f.Describe(d+"/dir/file", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := openFDs(t); n != before {
+		t.Errorf("Describe of a file holds %d descriptors", n-before)
+	}
+	if _, err := o.ReadAll(100); !errors.Is(err, os.ErrClosed) {
+		t.Errorf("ReadAll on a described file: %v", err)
+	}
+	if err := o.Remove(false); !errors.Is(err, os.ErrClosed) {
+		t.Errorf("Remove on a described file: %v", err)
+	}
+	if _, err := o.OpenRead(); !errors.Is(err, os.ErrClosed) {
+		t.Errorf("OpenRead on a described file: %v", err)
+	}
+	o.Close()
+	// A symlink is looked up as Lookup does, so its target can be read
+	// through the descriptor on it.
+	l, err := f.Describe(d+"/linkdir", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if tgt, err := l.Readlink(); err != nil || tgt != "dir" {
+		t.Errorf("Readlink of a described symlink = %q, %v", tgt, err)
+	}
+}
+
+func openFDs(t *testing.T) int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}

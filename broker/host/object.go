@@ -24,7 +24,8 @@ const (
 	KindDevice  Kind = "device"
 )
 
-// Info describes one object, always from fstat of a descriptor on it.
+// Info describes one object: from fstat of a descriptor on it, or (for
+// FS.Describe) from statx of its entry in a directory held open.
 type Info struct {
 	Kind  Kind
 	Mode  uint32 // permission bits, 07777
@@ -37,25 +38,26 @@ type Info struct {
 	Ino   uint64
 }
 
+func kindOf(mode uint32) Kind {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		return KindFile
+	case unix.S_IFDIR:
+		return KindDir
+	case unix.S_IFLNK:
+		return KindSymlink
+	case unix.S_IFIFO:
+		return KindFIFO
+	case unix.S_IFSOCK:
+		return KindSocket
+	}
+	return KindDevice
+}
+
 // ToInfo converts a stat result.
 func ToInfo(st *unix.Stat_t) Info {
-	var k Kind
-	switch st.Mode & unix.S_IFMT {
-	case unix.S_IFREG:
-		k = KindFile
-	case unix.S_IFDIR:
-		k = KindDir
-	case unix.S_IFLNK:
-		k = KindSymlink
-	case unix.S_IFIFO:
-		k = KindFIFO
-	case unix.S_IFSOCK:
-		k = KindSocket
-	default:
-		k = KindDevice
-	}
 	return Info{
-		Kind:  k,
+		Kind:  kindOf(st.Mode),
 		Mode:  st.Mode & 07777,
 		UID:   st.Uid,
 		GID:   st.Gid,
@@ -66,6 +68,26 @@ func ToInfo(st *unix.Stat_t) Info {
 		Ino:   st.Ino,
 	}
 }
+
+// statxInfo converts a statx result that has every field of
+// statxInfoMask. Dev is encoded as fstat encodes st_dev, so that Infos from
+// either compare with same.
+func statxInfo(stx *unix.Statx_t) Info {
+	return Info{
+		Kind:  kindOf(uint32(stx.Mode)),
+		Mode:  uint32(stx.Mode) & 07777,
+		UID:   stx.Uid,
+		GID:   stx.Gid,
+		Size:  int64(stx.Size),
+		MTime: time.Unix(stx.Mtime.Sec, int64(stx.Mtime.Nsec)),
+		Nlink: uint64(stx.Nlink),
+		Dev:   unix.Mkdev(stx.Dev_major, stx.Dev_minor),
+		Ino:   stx.Ino,
+	}
+}
+
+const statxInfoMask = unix.STATX_TYPE | unix.STATX_MODE | unix.STATX_NLINK | unix.STATX_UID |
+	unix.STATX_GID | unix.STATX_MTIME | unix.STATX_INO | unix.STATX_SIZE
 
 // same reports whether a and b are the same inode.
 func (i Info) same(b Info) bool { return i.Dev == b.Dev && i.Ino == b.Ino }
@@ -120,6 +142,33 @@ func (o *Object) stat() error {
 	}
 	o.info = ToInfo(&st)
 	return nil
+}
+
+// describe fills o.info with statx of entry o.name of o.parent, for
+// Describe. Like the confined open of lookupIn it follows no symlink (the
+// name is one component and the leaf is not followed), triggers no
+// automount and does not cross into a mount: an entry that is a mount point
+// gives EXDEV, for lookup to start again from that mount. done is false
+// for a symlink, whose target a caller reads through a descriptor, and
+// when the kernel's statx lacks a field: the caller then opens the entry.
+func (o *Object) describe() (done bool, err error) {
+	var stx unix.Statx_t
+	err = unix.Statx(o.parent, o.name, unix.AT_SYMLINK_NOFOLLOW|unix.AT_NO_AUTOMOUNT|unix.AT_STATX_SYNC_AS_STAT,
+		statxInfoMask, &stx)
+	switch {
+	case err != nil:
+		return false, err
+	case stx.Mask&statxInfoMask != statxInfoMask || stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT == 0:
+		return false, nil
+	case stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0:
+		return false, unix.EXDEV
+	}
+	info := statxInfo(&stx)
+	if info.Kind == KindSymlink {
+		return false, nil
+	}
+	o.info = info
+	return true, nil
 }
 
 // begin takes the read lock and fails once the object is closed.
