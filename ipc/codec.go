@@ -15,16 +15,11 @@ import (
 // protocol violation.
 var ErrMalformed = errors.New("malformed message")
 
-// encoder and decoder are a reusable encoder or decoder with its buffer: one message costs
-// no encoder, decoder or buffer allocation once the pools are warm.
+// encoder is a reusable encoder with its buffer: one message costs no
+// encoder or buffer allocation once the pool is warm.
 type encoder struct {
 	buf bytes.Buffer
 	enc *msgpack.Encoder
-}
-
-type decoder struct {
-	r   bytes.Reader
-	dec *msgpack.Decoder
 }
 
 var (
@@ -32,11 +27,6 @@ var (
 		e := &encoder{}
 		e.enc = msgpack.NewEncoder(&e.buf)
 		return e
-	}}
-	decoderPool = sync.Pool{New: func() any {
-		d := &decoder{}
-		d.dec = msgpack.NewDecoder(&d.r)
-		return d
 	}}
 )
 
@@ -63,25 +53,14 @@ func Marshal(v any) ([]byte, error) {
 
 // Unmarshal decodes one msgpack value from b into v, which must point to a
 // concrete struct. b is first walked by Check, so every declared length is
-// known to fit inside b and nesting is bounded before the msgpack decoder
-// allocates anything; unknown fields and trailing bytes are errors.
+// known to fit inside b and nesting is bounded before anything is
+// allocated; then decodeChecked fills v (see decode.go). Unknown fields,
+// integers outside their field's type and trailing bytes are errors.
 func Unmarshal(b []byte, v any) error {
 	if err := Check(b, MaxDepth); err != nil {
 		return err
 	}
-	d := decoderPool.Get().(*decoder)
-	defer decoderPool.Put(d)
-	d.r.Reset(b)
-	// Reset clears every option: set them again for each message.
-	d.dec.Reset(&d.r)
-	d.dec.DisallowUnknownFields(true)
-	d.dec.SetCustomStructTag("msgpack")
-	err := d.dec.Decode(v)
-	d.r.Reset(nil) // drop the reference to b
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrMalformed, err)
-	}
-	return nil
+	return decodeChecked(b, v)
 }
 
 // Check walks one msgpack value that must fill b exactly. It rejects

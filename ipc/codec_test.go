@@ -189,6 +189,33 @@ func TestRequestEnvelopeStrict(t *testing.T) {
 	}
 }
 
+// Every message is as strict as the request envelope: an integer outside
+// its field's type is an error, never a wrap, and a struct is a map.
+func TestUnmarshalIntegersInRange(t *testing.T) {
+	type loose struct {
+		Mode  int64 `msgpack:"mode"`
+		Size  any   `msgpack:"size"`
+		Nlink int64 `msgpack:"nlink"`
+	}
+	for _, bad := range []loose{{Mode: -1}, {Mode: 1 << 32}, {Size: uint64(1 << 63)}, {Nlink: -5}, {Size: 1.5}} {
+		var fi FileInfo
+		if err := Unmarshal(mustMarshal(t, &bad), &fi); err == nil {
+			t.Errorf("accepted %+v as %+v", bad, fi)
+		}
+	}
+	for _, good := range []loose{{Mode: 1<<32 - 1, Size: int64(-1 << 63), Nlink: 1<<63 - 1}, {Size: int64(-7)}} {
+		var fi FileInfo
+		if err := Unmarshal(mustMarshal(t, &good), &fi); err != nil ||
+			int64(fi.Mode) != good.Mode || fi.Size != good.Size.(int64) || int64(fi.Nlink) != good.Nlink {
+			t.Errorf("%+v decoded as %+v, %v", good, fi, err)
+		}
+	}
+	var fi FileInfo
+	if err := Unmarshal([]byte{0x92, 0xa1, 'a', 0xa1, 'b'}, &fi); err == nil {
+		t.Error("accepted an array as a struct")
+	}
+}
+
 // TestCheckDuplicateKeysLongMaps: duplicates are found among the first keys
 // (compared in place), past them (in a map), and across the two.
 func TestCheckDuplicateKeysLongMaps(t *testing.T) {
@@ -214,5 +241,16 @@ func TestCheckDuplicateKeysLongMaps(t *testing.T) {
 		if err := Check(encode(k...), MaxDepth); err == nil || !strings.Contains(err.Error(), "duplicate key") {
 			t.Errorf("key %d repeating key %d: err = %v, want a duplicate key error", tc.at, tc.of, err)
 		}
+	}
+}
+
+// A key for a struct without fields is an unknown field, not a crash.
+func TestUnmarshalFieldlessStruct(t *testing.T) {
+	var v struct{}
+	if err := Unmarshal([]byte{0x81, 0xa1, 'a', 0x01}, &v); err == nil {
+		t.Error("accepted a field of a struct that has none")
+	}
+	if err := Unmarshal([]byte{0x80}, &v); err != nil {
+		t.Error(err)
 	}
 }

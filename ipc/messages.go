@@ -2,10 +2,6 @@ package ipc
 
 import (
 	"encoding/json"
-	"fmt"
-	"math"
-
-	"github.com/vmihailenco/msgpack/v5"
 )
 
 // ---- client ↔ broker stream ------------------------------------------------
@@ -181,48 +177,4 @@ type FileInfo struct {
 	MTime  string `msgpack:"mtime"` // RFC 3339
 	Nlink  uint64 `msgpack:"nlink"`
 	Target string `msgpack:"target"` // symlinks only
-}
-
-// DecodeMsgpack decodes the worker's request envelope field by field, so
-// that an id or op outside its type's range is an error rather than a
-// silent wrap (msgpack would turn -1 into 2³²−1), and the envelope must be
-// a map, not a struct-as-array.
-func (r *Request) DecodeMsgpack(dec *msgpack.Decoder) error {
-	n, err := dec.DecodeMapLen()
-	if err != nil {
-		return err
-	}
-	for i := 0; i < n; i++ {
-		key, err := dec.DecodeString()
-		if err != nil {
-			return err
-		}
-		switch key {
-		case "id":
-			v, err := dec.DecodeInt64()
-			if err != nil {
-				return err
-			}
-			if v < 0 || v > math.MaxUint32 {
-				return fmt.Errorf("request id %d out of range", v)
-			}
-			r.ID = uint32(v)
-		case "op":
-			v, err := dec.DecodeInt64()
-			if err != nil {
-				return err
-			}
-			if v < 0 || v > math.MaxUint16 {
-				return fmt.Errorf("op %d out of range", v)
-			}
-			r.Op = Op(v)
-		case "body":
-			if r.Body, err = dec.DecodeBytes(); err != nil {
-				return err
-			}
-		default:
-			return fmt.Errorf("unknown field %q in request", key)
-		}
-	}
-	return nil
 }

@@ -1,0 +1,143 @@
+package ipc
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand"
+	"reflect"
+	"testing"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// referenceUnmarshal decodes b with vmihailenco/msgpack, the library that
+// encodes every message, as Unmarshal did before it had its own decoder:
+// the reference that decodeChecked must agree with.
+func referenceUnmarshal(b []byte, v any) error {
+	if err := Check(b, MaxDepth); err != nil {
+		return err
+	}
+	r := bytes.NewReader(b)
+	dec := msgpack.NewDecoder(r)
+	dec.DisallowUnknownFields(true)
+	dec.SetCustomStructTag("msgpack")
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if r.Len() > 0 {
+		return fmt.Errorf("trailing bytes")
+	}
+	return nil
+}
+
+// agree fails t when Unmarshal accepted data but the reference decoder
+// refuses it or decodes another value. Unmarshal may refuse more (struct
+// as array, out-of-range integers, bin for a string).
+func agree(t *testing.T, mk func() any, data []byte) {
+	t.Helper()
+	got := mk()
+	if err := Unmarshal(data, got); err != nil {
+		return
+	}
+	want := mk()
+	if err := referenceUnmarshal(data, want); err != nil {
+		t.Fatalf("%T: Unmarshal accepted % x, the reference refuses it: %v", got, data, err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("%T from % x:\n got  %+v\n want %+v", got, data, got, want)
+	}
+}
+
+// fill sets every field of v (a pointer) to a random value, or leaves it
+// nil or empty, as a peer could send it.
+func fill(r *rand.Rand, v reflect.Value, depth int) {
+	switch v.Kind() {
+	case reflect.Pointer:
+		if r.Intn(3) == 0 || depth > 3 {
+			return
+		}
+		v.Set(reflect.New(v.Type().Elem()))
+		fill(r, v.Elem(), depth+1)
+	case reflect.Struct:
+		for i := 0; i < v.NumField(); i++ {
+			fill(r, v.Field(i), depth+1)
+		}
+	case reflect.String:
+		v.SetString(fmt.Sprintf("s%d\u00e9%s", r.Intn(1000), string(make([]byte, r.Intn(40)))))
+	case reflect.Bool:
+		v.SetBool(r.Intn(2) == 1)
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		bits := v.Type().Bits()
+		n := r.Int63() >> (64 - bits)
+		if r.Intn(2) == 0 {
+			n = -n - 1 // reaches the type's minimum
+		}
+		if r.Intn(3) == 0 {
+			n %= 200
+		}
+		v.SetInt(n)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		n := r.Uint64() >> (64 - v.Type().Bits())
+		if r.Intn(3) == 0 {
+			n %= 300
+		}
+		v.SetUint(n)
+	case reflect.Float64:
+		v.SetFloat(r.NormFloat64() * 1e6)
+	case reflect.Slice:
+		if r.Intn(4) == 0 {
+			return // nil
+		}
+		n := r.Intn(4)
+		if v.Type().Elem().Kind() == reflect.Uint8 {
+			n = r.Intn(300)
+		}
+		s := reflect.MakeSlice(v.Type(), n, n)
+		for i := 0; i < n; i++ {
+			fill(r, s.Index(i), depth+1)
+		}
+		if v.Type().Elem().Kind() == reflect.Uint8 {
+			r.Read(s.Bytes())
+		}
+		v.Set(s)
+	case reflect.Map:
+		if r.Intn(4) == 0 {
+			return
+		}
+		m := reflect.MakeMap(v.Type())
+		for i := r.Intn(4); i > 0; i-- {
+			val := reflect.New(v.Type().Elem()).Elem()
+			fill(r, val, depth+1)
+			m.SetMapIndex(reflect.ValueOf(fmt.Sprintf("k%d", r.Intn(100))).Convert(v.Type().Key()), val)
+		}
+		v.Set(m)
+	}
+}
+
+// Every message type, filled at random, decodes to what was encoded and
+// to what the reference decoder makes of the same bytes.
+func TestDecodeMatchesReference(t *testing.T) {
+	r := rand.New(rand.NewSource(1))
+	for _, mk := range decoders {
+		for i := 0; i < 300; i++ {
+			v := mk()
+			fill(r, reflect.ValueOf(v).Elem(), 0)
+			b, err := Marshal(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := mk()
+			if err := Unmarshal(b, got); err != nil {
+				t.Fatalf("%T: %v", v, err)
+			}
+			want := mk()
+			if err := referenceUnmarshal(b, want); err != nil {
+				t.Fatalf("%T: reference: %v", v, err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("%T:\n got  %+v\n want %+v", v, got, want)
+			}
+			agree(t, mk, b)
+		}
+	}
+}
