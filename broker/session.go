@@ -35,6 +35,8 @@ type session struct {
 	mu      sync.Mutex
 	denials []ipc.Denial
 	ops     int
+
+	body, pkt []byte // reply encoding buffers, reused from reply to reply (serve's goroutine only)
 }
 
 // errViolation marks errors that end the session and kill the worker.
@@ -58,8 +60,10 @@ func (s *session) serve(deadline time.Time) error {
 			closeFiles(files...)
 			return fmt.Errorf("%w: worker sent descriptors", errViolation)
 		}
+		// req.Body aliases the receive buffer: the handler decodes it,
+		// copying what it keeps, before the next Recv.
 		var req ipc.Request
-		if err := ipc.Unmarshal(pkt, &req); err != nil {
+		if err := ipc.UnmarshalNoCopy(pkt, &req); err != nil {
 			return fmt.Errorf("%w: %v", errViolation, err)
 		}
 		resp, fd, err := s.dispatch(&req)
@@ -116,16 +120,17 @@ func (s *session) reply(req *ipc.Request, body any, fd *os.File, herr error) err
 		if body == nil {
 			body = ipc.Empty{}
 		}
-		b, err := ipc.Marshal(body)
+		b, err := ipc.AppendMarshal(s.body[:0], body)
 		if err != nil {
 			return err
 		}
-		r.Body = b
+		s.body, r.Body = keep(b), b
 		if fd != nil {
 			r.FDs = 1
 		}
 	}
-	pkt, err := ipc.Marshal(&r)
+	pkt, err := ipc.AppendMarshal(s.pkt[:0], &r)
+	s.pkt = keep(pkt)
 	if err == nil && len(pkt) > ipc.MaxPacket {
 		r = ipc.Response{ID: req.ID, Code: ipc.CodeLimit, Message: fmt.Sprintf("reply to %v exceeds %d bytes", req.Op, ipc.MaxPacket)}
 		pkt, err = ipc.Marshal(&r)
@@ -135,6 +140,16 @@ func (s *session) reply(req *ipc.Request, body any, fd *os.File, herr error) err
 		return err
 	}
 	return s.pc.Send(pkt, fd)
+}
+
+// keep is the buffer to reuse for the next reply: b, unless one large
+// reply (an inline read) grew it past what is worth holding for the rest
+// of the run.
+func keep(b []byte) []byte {
+	if cap(b) > 64<<10 {
+		return nil
+	}
+	return b
 }
 
 // authorize asks Cedar, writes the audit record and, on deny, records the

@@ -13,6 +13,8 @@ type Client struct {
 	mu   sync.Mutex
 	pc   *PacketConn
 	next uint32
+	body []byte // encoding buffers, reused from call to call
+	pkt  []byte
 }
 
 // NewClient wraps the worker's end of the socketpair.
@@ -22,30 +24,32 @@ func NewClient(pc *PacketConn) *Client { return &Client{pc: pc} }
 // nil for Empty replies). A reply with a non-OK code comes back as *Error.
 // When the broker passes a descriptor it is returned; the caller owns it.
 func (c *Client) Call(op Op, req, resp any) (*os.File, error) {
-	body, err := Marshal(req)
-	if err != nil {
-		return nil, err
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.next++
-	id := c.next
-	pkt, err := Marshal(&Request{ID: id, Op: op, Body: body})
-	if err != nil {
+	defer c.trim()
+	var err error
+	if c.body, err = AppendMarshal(c.body[:0], req); err != nil {
 		return nil, err
 	}
-	if len(pkt) > MaxPacket {
-		return nil, Errorf(CodeLimit, "request of %d bytes exceeds the %d-byte cap of one call", len(pkt), MaxPacket)
+	c.next++
+	id := c.next
+	if c.pkt, err = AppendMarshal(c.pkt[:0], &Request{ID: id, Op: op, Body: c.body}); err != nil {
+		return nil, err
 	}
-	if err := c.pc.Send(pkt, nil); err != nil {
+	if len(c.pkt) > MaxPacket {
+		return nil, Errorf(CodeLimit, "request of %d bytes exceeds the %d-byte cap of one call", len(c.pkt), MaxPacket)
+	}
+	if err := c.pc.Send(c.pkt, nil); err != nil {
 		return nil, Errorf(CodeProtocol, "broker unreachable: %v", err)
 	}
 	raw, files, err := c.pc.Recv()
 	if err != nil {
 		return nil, Errorf(CodeProtocol, "broker unreachable: %v", err)
 	}
+	// r.Body aliases the receive buffer: it is decoded into resp, which
+	// copies what it keeps, before the next Recv.
 	var r Response
-	if err := Unmarshal(raw, &r); err != nil || r.ID != id || r.FDs != len(files) {
+	if err := UnmarshalNoCopy(raw, &r); err != nil || r.ID != id || r.FDs != len(files) {
 		closeAll(files)
 		return nil, Errorf(CodeProtocol, "bad reply from broker")
 	}
@@ -63,6 +67,17 @@ func (c *Client) Call(op Op, req, resp any) (*os.File, error) {
 		return files[0], nil
 	}
 	return nil, nil
+}
+
+// trim drops encoding buffers that one large request (a write) grew, so
+// that they do not stay pinned for the rest of the run.
+func (c *Client) trim() {
+	if cap(c.body) > maxPooledBuffer {
+		c.body = nil
+	}
+	if cap(c.pkt) > maxPooledBuffer {
+		c.pkt = nil
+	}
 }
 
 func closeAll(files []*os.File) {

@@ -51,6 +51,24 @@ func Marshal(v any) ([]byte, error) {
 	return out, nil
 }
 
+// AppendMarshal appends the encoding of v to dst: Marshal without its copy
+// and allocation, for a caller that reuses dst from message to message.
+func AppendMarshal(dst []byte, v any) ([]byte, error) {
+	e := encoderPool.Get().(*encoder)
+	own := e.buf
+	e.buf = *bytes.NewBuffer(dst)
+	e.enc.Reset(&e.buf)
+	e.enc.SetCustomStructTag("msgpack")
+	err := e.enc.Encode(v)
+	out := e.buf.Bytes()
+	e.buf = own
+	encoderPool.Put(e)
+	if err != nil {
+		return dst, err
+	}
+	return out, nil
+}
+
 // Unmarshal decodes one msgpack value from b into v, which must point to a
 // concrete struct. b is first walked by Check, so every declared length is
 // known to fit inside b and nesting is bounded before anything is
@@ -60,7 +78,17 @@ func Unmarshal(b []byte, v any) error {
 	if err := Check(b, MaxDepth); err != nil {
 		return err
 	}
-	return decodeChecked(b, v)
+	return decodeChecked(b, v, false)
+}
+
+// UnmarshalNoCopy is Unmarshal whose []byte fields alias b instead of
+// copying it: for an envelope whose body is decoded (and so copied) before
+// b is reused, as the socketpair's receive buffer is at the next Recv.
+func UnmarshalNoCopy(b []byte, v any) error {
+	if err := Check(b, MaxDepth); err != nil {
+		return err
+	}
+	return decodeChecked(b, v, true)
 }
 
 // Check walks one msgpack value that must fill b exactly. It rejects

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 func TestRoundTrip(t *testing.T) {
@@ -252,5 +254,30 @@ func TestUnmarshalFieldlessStruct(t *testing.T) {
 	}
 	if err := Unmarshal([]byte{0x80}, &v); err != nil {
 		t.Error(err)
+	}
+}
+
+// AppendMarshal is Marshal appended to what dst holds; UnmarshalNoCopy
+// decodes the same values as Unmarshal, its []byte fields inside the input.
+func TestAppendMarshalAndNoCopy(t *testing.T) {
+	r := &Response{ID: 9, Code: CodeOK, Body: []byte("body bytes")}
+	want := mustMarshal(t, r)
+	got, err := AppendMarshal([]byte("prefix"), r)
+	if err != nil || string(got) != "prefix"+string(want) {
+		t.Fatalf("AppendMarshal = %q, %v; want prefix + %q", got, err, want)
+	}
+	var a, b Response
+	if err := Unmarshal(want, &a); err != nil {
+		t.Fatal(err)
+	}
+	if err := UnmarshalNoCopy(want, &b); err != nil || !reflect.DeepEqual(a, b) {
+		t.Fatalf("UnmarshalNoCopy = %+v, %v; Unmarshal %+v", b, err, a)
+	}
+	inside := func(s []byte) bool {
+		p, lo := uintptr(unsafe.Pointer(unsafe.SliceData(s))), uintptr(unsafe.Pointer(unsafe.SliceData(want)))
+		return len(s) > 0 && p >= lo && p+uintptr(len(s)) <= lo+uintptr(len(want))
+	}
+	if !inside(b.Body) || inside(a.Body) {
+		t.Errorf("aliasing: NoCopy body inside input %v, copied body inside input %v", inside(b.Body), inside(a.Body))
 	}
 }
