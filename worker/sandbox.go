@@ -101,7 +101,10 @@ func Main(args []string, run RunFunc) int {
 // TSYNC. AllThreadsSyscall needs a binary without cgo, which is why the
 // seccomp filter is loaded ready-compiled rather than through libseccomp.
 func sandbox(run RunFunc) error {
-	runtime.LockOSThread()
+	// Not locked to a thread: nothing here is per-thread but what the
+	// all-threads calls set everywhere, and LockOSThread would start the
+	// runtime's template thread, one more for every one of those calls to
+	// stop and signal.
 	if os.Getpid() != 1 {
 		// Anything below would change the mounts of the caller's namespace.
 		return fail(ExitUsage, "lock-down", errors.New("not pid 1 of a new pid namespace"))
@@ -148,11 +151,6 @@ func sandbox(run RunFunc) error {
 	// start make each all-threads call above cheaper (there are some fifty).
 	// The script gets the machine's processors back for its collector.
 	runtime.GOMAXPROCS(runtime.NumCPU())
-	// Lockdown needed one thread; the script does not. A goroutine locked
-	// to its thread pays a hand-off of the thread at every blocking call,
-	// and every broker request is one: unlocked, a request costs about a
-	// quarter less.
-	runtime.UnlockOSThread()
 	// A worker that waits for its script (the broker's pool) warms up and
 	// prepares its run meanwhile, off the run's clock; one whose script is
 	// already there prepares at once.
