@@ -199,7 +199,7 @@ func (s *session) opRead(body []byte) (any, *os.File, error) {
 	if err := ipc.Unmarshal(body, &req); err != nil {
 		return nil, nil, badRequest(err)
 	}
-	t, err := s.lookup(req.Path, req.Follow)
+	t, err := s.find(req.Path, req.Follow, s.run.fs.LookupToRead)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -162,10 +162,20 @@ func (f *FS) anchor(t mountTable, path string) (fd int, rest string, owned bool,
 // lookup opens path without following any symlink. The leaf is opened
 // O_PATH|O_NOFOLLOW, so a leaf symlink yields the symlink itself and no
 // object is ever opened for content here.
-func (f *FS) lookup(path string) (*Object, error) { return f.lookupMode(path, false) }
+func (f *FS) lookup(path string) (*Object, error) { return f.lookupMode(path, pinned) }
 
-// lookupMode is lookup, or with describe the lookup of Describe.
-func (f *FS) lookupMode(path string, describe bool) (*Object, error) {
+// lookupHow says what lookupIn holds on an object found by name in its
+// parent directory.
+type lookupHow int
+
+const (
+	pinned    lookupHow = iota // a descriptor on it: Lookup
+	described                  // nothing: Describe
+	unpinned                   // its parent directory: LookupToRead
+)
+
+// lookupMode is lookup, or the lookup of Describe or LookupToRead.
+func (f *FS) lookupMode(path string, how lookupHow) (*Object, error) {
 	if !validPath(path) {
 		return nil, pathErr("lookup", path, unix.EINVAL)
 	}
@@ -177,7 +187,7 @@ func (f *FS) lookupMode(path string, describe bool) (*Object, error) {
 			return nil, pathErr("lookup", path, err)
 		}
 		var o *Object
-		o, err = f.lookupIn(t, path, describe)
+		o, err = f.lookupIn(t, path, how)
 		if err == nil {
 			return o, nil
 		}
@@ -189,7 +199,7 @@ func (f *FS) lookupMode(path string, describe bool) (*Object, error) {
 	return nil, pathErr("lookup", path, err)
 }
 
-func (f *FS) lookupIn(t mountTable, path string, describe bool) (*Object, error) {
+func (f *FS) lookupIn(t mountTable, path string, how lookupHow) (*Object, error) {
 	anchor, rest, owned, err := f.anchor(t, path)
 	if err != nil {
 		return nil, err
@@ -209,7 +219,7 @@ func (f *FS) lookupIn(t mountTable, path string, describe bool) (*Object, error)
 		// it is reopened by name from its parent directory, the one step
 		// allowed to cross into a mount, and checked by inode as always.
 		var p *Object
-		if p, err = f.lookupIn(t, path[:max(strings.LastIndexByte(path, '/'), 1)], false); err == nil {
+		if p, err = f.lookupIn(t, path[:max(strings.LastIndexByte(path, '/'), 1)], pinned); err == nil {
 			o.parent, p.fd = p.fd, -1
 			p.closeFds()
 			o.name, o.mountLeaf = path[strings.LastIndexByte(path, '/')+1:], true
@@ -225,13 +235,15 @@ func (f *FS) lookupIn(t mountTable, path string, describe bool) (*Object, error)
 		}
 		o.name = name
 		o.parent, err = openat2(anchor, dir, unix.O_PATH|unix.O_DIRECTORY)
-		if err == nil && describe {
+		if err == nil && how != pinned {
 			var done bool
-			if done, err = o.describe(); done || err != nil {
+			if done, err = o.describe(); err != nil || (done && how == described) {
 				o.closeFds()
-				if err != nil {
-					return nil, err
-				}
+			}
+			if err != nil {
+				return nil, err
+			}
+			if done {
 				return o, nil
 			}
 		}
@@ -287,7 +299,25 @@ func (f *FS) Lookup(path string, follow bool) (*Object, error) {
 // as on a closed Object, so nothing can act on an object that no
 // descriptor pins. Anything else is exactly Lookup.
 func (f *FS) Describe(path string, follow bool) (*Object, error) {
-	o, err := f.lookupMode(path, true)
+	return f.lookupFollow(path, follow, described)
+}
+
+// LookupToRead is Lookup for a caller that only reads the object: stat's
+// Info to authorise, then ReadAll or OpenRead. An object that is neither a
+// symlink nor a mount point is described with statx, as by Describe, and
+// comes back holding only its parent directory, which saves an open, an
+// fstat and a close per read. Reading reopens the entry by name from that
+// directory, as it always does, and takes it only if it is a regular file
+// with the looked-up inode number, owner, group and mode: with no
+// descriptor to pin the inode its number could be reused by a new file,
+// but never one that differs in anything the caller authorised. Every
+// other operation on it fails as on a closed Object.
+func (f *FS) LookupToRead(path string, follow bool) (*Object, error) {
+	return f.lookupFollow(path, follow, unpinned)
+}
+
+func (f *FS) lookupFollow(path string, follow bool, how lookupHow) (*Object, error) {
+	o, err := f.lookupMode(path, how)
 	if !follow {
 		return o, err
 	}

@@ -428,18 +428,20 @@ func TestDescribe(t *testing.T) {
 		d + "/m", d + "/m/f", d + "/bind", d + "/bind/file", d + "/target", d + "/missing", d + "/dir/file/x"}
 	for _, p := range paths {
 		for _, follow := range []bool{false, true} {
-			want, werr := f.Lookup(p, follow)
-			got, gerr := f.Describe(p, follow)
-			if (werr == nil) != (gerr == nil) || (werr != nil && unwrapPath(werr) != unwrapPath(gerr)) {
-				t.Errorf("%s follow=%v: Describe error %v, Lookup %v", p, follow, gerr, werr)
-			}
-			if werr == nil && gerr == nil {
-				if got.Info() != want.Info() || got.Path() != want.Path() {
-					t.Errorf("%s follow=%v: Describe %+v at %s, Lookup %+v at %s",
-						p, follow, got.Info(), got.Path(), want.Info(), want.Path())
+			for name, find := range map[string]func(string, bool) (*Object, error){"Describe": f.Describe, "LookupToRead": f.LookupToRead} {
+				want, werr := f.Lookup(p, follow)
+				got, gerr := find(p, follow)
+				if (werr == nil) != (gerr == nil) || (werr != nil && unwrapPath(werr) != unwrapPath(gerr)) {
+					t.Errorf("%s follow=%v: %s error %v, Lookup %v", p, follow, name, gerr, werr)
 				}
-				got.Close()
-				want.Close()
+				if werr == nil && gerr == nil {
+					if got.Info() != want.Info() || got.Path() != want.Path() {
+						t.Errorf("%s follow=%v: %s %+v at %s, Lookup %+v at %s",
+							p, follow, name, got.Info(), got.Path(), want.Info(), want.Path())
+					}
+					got.Close()
+					want.Close()
+				}
 			}
 		}
 	}
@@ -482,4 +484,76 @@ func openFDs(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return len(ents)
+}
+
+// LookupToRead holds only the parent of a plain file, reads it by name, and
+// refuses a file that is not what was looked up: another inode, or the same
+// inode number with another owner or mode (a reused number).
+func TestLookupToRead(t *testing.T) {
+	requireRoot(t)
+	d := tempDir(t)
+	mustWrite(t, d+"/f", "content")
+	mustWrite(t, d+"/src", "mounted")
+	mustWrite(t, d+"/target", "hidden")
+	if err := unix.Mount(d+"/src", d+"/target", "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(d+"/target", unix.MNT_DETACH) })
+	f := newFS(t)
+
+	before := openFDs(t)
+	o, err := f.LookupToRead(d+"/f", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := openFDs(t); n != before+1 {
+		t.Errorf("LookupToRead of a file holds %d descriptors, want 1 (its parent)", n-before)
+	}
+	if data, err := o.ReadAll(100); err != nil || string(data) != "content" {
+		t.Fatalf("ReadAll = %q, %v", data, err)
+	}
+	if fl, err := o.OpenRead(); err != nil {
+		t.Fatalf("OpenRead: %v", err)
+	} else {
+		fl.Close()
+	}
+	if _, ok := o.ParentInfo(); !ok {
+		t.Error("no ParentInfo")
+	}
+	if err := o.Remove(false); !errors.Is(err, os.ErrClosed) {
+		t.Errorf("Remove on an unpinned object: %v", err)
+	}
+	if _, err := o.OpenWrite(false); !errors.Is(err, os.ErrClosed) {
+		t.Errorf("OpenWrite on an unpinned object: %v", err)
+	}
+	// Same inode, another mode: not what was authorised.
+	os.Chmod(d+"/f", 0o600)
+	if _, err := o.ReadAll(100); !errors.Is(err, ErrChanged) {
+		t.Errorf("ReadAll after chmod: %v", err)
+	}
+	o.Close()
+	if _, err := o.ReadAll(100); !errors.Is(err, os.ErrClosed) {
+		t.Errorf("ReadAll after Close: %v", err)
+	}
+	// Another file under the name.
+	o, err = f.LookupToRead(d+"/f", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	os.Remove(d + "/f")
+	mustWrite(t, d+"/f", "other")
+	os.Chown(d+"/f", 4321, 4321)
+	if _, err := o.ReadAll(100); !errors.Is(err, ErrChanged) {
+		t.Errorf("ReadAll of a replaced file: %v", err)
+	}
+	// A file mount is looked up as Lookup does, and read across its mount.
+	m, err := f.LookupToRead(d+"/target", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if data, err := m.ReadAll(100); err != nil || string(data) != "mounted" {
+		t.Errorf("ReadAll of a file mount = %q, %v", data, err)
+	}
 }

@@ -171,10 +171,22 @@ func (o *Object) describe() (done bool, err error) {
 	return true, nil
 }
 
-// begin takes the read lock and fails once the object is closed.
+// begin takes the read lock and fails once the object is closed, or when
+// no descriptor pins it (Describe, LookupToRead).
 func (o *Object) begin(op string) error {
 	o.mu.RLock()
 	if o.fd < 0 {
+		o.mu.RUnlock()
+		return pathErr(op, o.path, os.ErrClosed)
+	}
+	return nil
+}
+
+// beginRead is begin for the operations that read the object by name from
+// its parent, which an object from LookupToRead allows.
+func (o *Object) beginRead(op string) error {
+	o.mu.RLock()
+	if o.fd < 0 && o.parent < 0 {
 		o.mu.RUnlock()
 		return pathErr(op, o.path, os.ErrClosed)
 	}
@@ -245,7 +257,11 @@ func (o *Object) reopenFD(op string, flags uint64) (int, error) {
 		unix.Close(fd)
 		return -1, pathErr(op, o.path, err)
 	}
-	if now := ToInfo(&st); !now.same(o.info) || now.Kind != KindFile {
+	now := ToInfo(&st)
+	// Unpinned (LookupToRead), the inode number alone may have been
+	// reused: what is opened must also have what was authorised.
+	unpinned := o.fd < 0 && (now.UID != o.info.UID || now.GID != o.info.GID || now.Mode != o.info.Mode)
+	if !now.same(o.info) || now.Kind != KindFile || unpinned {
 		unix.Close(fd)
 		return -1, pathErr(op, o.path, ErrChanged)
 	}
@@ -255,7 +271,7 @@ func (o *Object) reopenFD(op string, flags uint64) (int, error) {
 // OpenRead opens a regular file O_RDONLY|O_CLOEXEC, verified to be the
 // looked-up inode.
 func (o *Object) OpenRead() (*os.File, error) {
-	if err := o.begin("open"); err != nil {
+	if err := o.beginRead("open"); err != nil {
 		return nil, err
 	}
 	defer o.mu.RUnlock()
@@ -280,7 +296,7 @@ func (o *Object) OpenWrite(append bool) (*os.File, error) {
 // wrapping ErrTooLarge; the length is checked while reading, not from
 // fstat, so a growing file or a lying file system cannot exceed it.
 func (o *Object) ReadAll(limit int64) ([]byte, error) {
-	if err := o.begin("open"); err != nil {
+	if err := o.beginRead("open"); err != nil {
 		return nil, err
 	}
 	fd, err := o.reopenFD("open", unix.O_RDONLY)

@@ -207,7 +207,7 @@ func (o *Object) MountID() (uint64, error) {
 // authorising "open on the parent Dir" without a second lookup; false for
 // a mount root, which has no parent on its own mount.
 func (o *Object) ParentInfo() (Info, bool) {
-	if err := o.begin("fstat"); err != nil {
+	if err := o.beginRead("fstat"); err != nil {
 		return Info{}, false
 	}
 	defer o.mu.RUnlock()
