@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"unsafe"
 
 	"github.com/risor-io/risor/object"
 
@@ -88,10 +89,15 @@ func (m *fsModule) cat(ctx context.Context, args ...object.Object) object.Object
 		return raise(err)
 	}
 	if opt[0] {
-		return object.NewString(numberLines(string(data)))
+		return object.NewString(numberLines(owned(data)))
 	}
-	return object.NewString(string(data))
+	return object.NewString(owned(data))
 }
+
+// owned is string(b) without the copy, for a b that readFile made for this
+// call alone and that nothing writes to again: a read of a few KiB then
+// costs one allocation in the worker, not two.
+func owned(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // numberLines prefixes each line like `cat -n` does.
 func numberLines(s string) string {
