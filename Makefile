@@ -27,12 +27,16 @@ deps:
 # broker in it: it starts faster, and agents start it once per script) and
 # the engine, rex-exec-standalone, which the client re-executes into for
 # standalone mode (see cmd/rex-exec/engine_thin.go).
+# On amd64 the worker's entry point is its own (cmd/rex-worker/entry_amd64.s):
+# it sets what every thread inherits before the Go runtime starts one.
+WORKER_LDFLAGS = $(if $(filter amd64,$(shell $(GO) env GOARCH)),-ldflags=-E=main.rexEntry)
+
 build: deps
 	@mkdir -p $(BIN)
 	$(GO) build -tags $(TAGS) -o $(BIN)/ ./cmd/rex-broker ./cmd/rex-policy
 	$(GO) build -tags $(TAGS),rexthin -o $(BIN)/rex-exec ./cmd/rex-exec
 	$(GO) build -tags $(TAGS) -o $(BIN)/rex-exec-standalone ./cmd/rex-exec
-	CGO_ENABLED=0 $(GO) build -tags $(TAGS) -o $(BIN)/rex-worker ./cmd/rex-worker
+	CGO_ENABLED=0 $(GO) build -tags $(TAGS) $(WORKER_LDFLAGS) -o $(BIN)/rex-worker ./cmd/rex-worker
 
 # The demo: one script, one policy, standalone mode. The script reads a file
 # the policy allows and tries one it does not; the result shows both.

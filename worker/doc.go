@@ -3,7 +3,10 @@
 // it builds an empty root, sets limits, drops capabilities and sets
 // no_new_privs and Landlock on every thread at once, checks the result and
 // installs the seccomp allowlist on every thread; then it reads the Start
-// frame and runs the script with only the globals of sdk.
+// frame and runs the script with only the globals of sdk. What threads
+// inherit (bounding set, securebits, no_new_privs) rex-worker's entry
+// point may have set before the Go runtime started a thread (Main's
+// lockedAtEntry); the worker checks it rather than trusts it.
 //
 // Trust: untrusted after lockdown. It runs in the rex-worker process, whose
 // script is written by an AI agent; everything it sends to the broker is

@@ -70,10 +70,15 @@ func fail(exit int, step string, err error) error {
 type RunFunc func(c *ipc.Client) func(start *ipc.Start) *ipc.WorkerResult
 
 // Main is rex-worker's main. It returns the exit code.
-func Main(args []string, run RunFunc) int {
+//
+// lockedAtEntry says that the binary's entry point, before the Go runtime
+// started any thread, dropped the bounding set, locked the securebits and
+// set no_new_privs (cmd/rex-worker's rexEntry): every thread has them, and
+// the lock-down checks them instead of making those calls on every thread.
+func Main(args []string, run RunFunc, lockedAtEntry bool) int {
 	var err error
 	if len(args) == 1 && os.Getenv("REX_WORKER") == "1" {
-		err = sandbox(run)
+		err = sandbox(run, lockedAtEntry)
 	} else {
 		err = fail(ExitUsage, "usage", errors.New("rex-worker is started by rex-broker, not by hand"))
 	}
@@ -100,7 +105,7 @@ func Main(args []string, run RunFunc) int {
 // process at once (threads started later inherit them), and seccomp with
 // TSYNC. AllThreadsSyscall needs a binary without cgo, which is why the
 // seccomp filter is loaded ready-compiled rather than through libseccomp.
-func sandbox(run RunFunc) error {
+func sandbox(run RunFunc, lockedAtEntry bool) error {
 	// Not locked to a thread: nothing here is per-thread but what the
 	// all-threads calls set everywhere, and LockOSThread would start the
 	// runtime's template thread, one more for every one of those calls to
@@ -134,7 +139,7 @@ func sandbox(run RunFunc) error {
 	if err := setLimits(); err != nil {
 		return fail(ExitLimits, "rlimits", err)
 	}
-	if err := dropPrivileges(); err != nil {
+	if err := dropPrivileges(lockedAtEntry); err != nil {
 		return fail(ExitPrivs, "privileges", err)
 	}
 	if err := restrictLandlock(); err != nil {
@@ -288,11 +293,80 @@ const (
 	secbitNoCapAmbientRaiseLocked = 1 << 7
 )
 
+// SecureBits are the securebits every thread of the worker ends with
+// (cmd/rex-worker's entry point sets the same value).
+const SecureBits = secbitNoroot | secbitNorootLocked | secbitNoSetuidFixup | secbitNoSetuidFixupLocked |
+	secbitKeepCapsLocked | secbitNoCapAmbientRaise | secbitNoCapAmbientRaiseLocked
+
 // dropPrivileges empties every capability set of every thread, locks the
 // securebits and sets no_new_privs, and makes the process non-dumpable.
 // Order matters: the bounding set and the securebits need CAP_SETPCAP, so
-// the capability sets go last but one.
-func dropPrivileges() error {
+// the capability sets go last but one. When the entry point made the
+// calls that threads inherit (lockedAtEntry) and this thread shows them,
+// only the capability sets are left to empty on every thread.
+func dropPrivileges(lockedAtEntry bool) error {
+	if !lockedAtEntry || !settledAtEntry() {
+		if err := dropInherited(); err != nil {
+			return err
+		}
+	}
+	// Called directly, not through allThreads: AllThreadsSyscall is
+	// go:uintptrescapes, which keeps hdr and data where the other threads
+	// can read them only when the conversions are in its own call.
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if _, _, e := syscall.AllThreadsSyscall(unix.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0); e != 0 {
+		return fmt.Errorf("capset: %w", e)
+	}
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return fmt.Errorf("dumpable: %w", err)
+	}
+	return nil
+}
+
+// settledAtEntry reports whether this thread has an empty bounding set and
+// ambient set, the worker's securebits and no_new_privs: what the entry
+// point sets before any other thread exists, so that all threads have it.
+func settledAtEntry() bool {
+	if boundingLeft() {
+		return false
+	}
+	bits, err := unix.PrctlRetInt(unix.PR_GET_SECUREBITS, 0, 0, 0, 0)
+	if err != nil || bits != SecureBits {
+		return false
+	}
+	nnp, err := unix.PrctlRetInt(unix.PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0)
+	if err != nil || nnp != 1 {
+		return false
+	}
+	for c := 0; ; c++ {
+		set, err := unix.PrctlRetInt(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_IS_SET, uintptr(c), 0, 0)
+		if err == unix.EINVAL {
+			return true
+		}
+		if err != nil || set != 0 {
+			return false
+		}
+	}
+}
+
+// boundingLeft reports whether this thread's bounding set holds any
+// capability.
+func boundingLeft() bool {
+	for c := 0; ; c++ {
+		v, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(c), 0, 0, 0)
+		if err == unix.EINVAL {
+			return false // past the kernel's last capability
+		}
+		if err != nil || v != 0 {
+			return true
+		}
+	}
+}
+
+// dropInherited makes, on every thread, the calls of the entry point:
+// bounding set, ambient set, securebits and no_new_privs.
+func dropInherited() error {
 	for c := 0; ; c++ {
 		if _, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(c), 0, 0, 0); err == unix.EINVAL {
 			break // past the kernel's last capability
@@ -304,24 +378,12 @@ func dropPrivileges() error {
 	if err := allThreads(unix.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0); err != nil {
 		return fmt.Errorf("clear ambient capabilities: %w", err)
 	}
-	bits := secbitNoroot | secbitNorootLocked | secbitNoSetuidFixup | secbitNoSetuidFixupLocked |
-		secbitKeepCapsLocked | secbitNoCapAmbientRaise | secbitNoCapAmbientRaiseLocked
-	if err := allThreads(unix.SYS_PRCTL, unix.PR_SET_SECUREBITS, uintptr(bits), 0); err != nil {
+	// The securebits need CAP_SETPCAP: before the capability sets go.
+	if err := allThreads(unix.SYS_PRCTL, unix.PR_SET_SECUREBITS, SecureBits, 0); err != nil {
 		return fmt.Errorf("securebits: %w", err)
-	}
-	// Called directly, not through allThreads: AllThreadsSyscall is
-	// go:uintptrescapes, which keeps hdr and data where the other threads
-	// can read them only when the conversions are in its own call.
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var data [2]unix.CapUserData
-	if _, _, e := syscall.AllThreadsSyscall(unix.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0); e != 0 {
-		return fmt.Errorf("capset: %w", e)
 	}
 	if err := allThreads(unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0); err != nil {
 		return fmt.Errorf("no_new_privs: %w", err)
-	}
-	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
-		return fmt.Errorf("dumpable: %w", err)
 	}
 	return nil
 }
@@ -415,8 +477,11 @@ func checkPosture() error {
 	if data != [2]unix.CapUserData{} {
 		return fmt.Errorf("capabilities left: %+v", data)
 	}
-	if v, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, 0, 0, 0, 0); err != nil || v != 0 {
-		return fmt.Errorf("bounding set not empty (%d, %v)", v, err)
+	if boundingLeft() {
+		return errors.New("bounding set not empty")
+	}
+	if v, err := unix.PrctlRetInt(unix.PR_GET_SECUREBITS, 0, 0, 0, 0); err != nil || v != SecureBits {
+		return fmt.Errorf("securebits %#x, want %#x (%v)", v, SecureBits, err)
 	}
 	for fd := BrokerFD + 1; fd < maxFiles; fd++ {
 		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != unix.EBADF {

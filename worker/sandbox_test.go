@@ -22,7 +22,7 @@ import (
 // staticBuildArgs build rex-worker as the Makefile does: with CGO_ENABLED=0
 // (static, since its root is empty, and required by its all-threads
 // lock-down) and pure-Go name services.
-var staticBuildArgs = []string{"-tags", "netgo,osusergo"}
+var staticBuildArgs = testutil.WorkerBuildArgs("netgo,osusergo")
 
 var builds sync.Map // tags → *builtWorker
 

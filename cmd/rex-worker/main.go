@@ -5,7 +5,8 @@
 //
 // It must be built without cgo (CGO_ENABLED=0): its lock-down uses
 // syscall.AllThreadsSyscall, which the runtime refuses with cgo, and once
-// its root is empty there is no dynamic loader.
+// its root is empty there is no dynamic loader. On amd64 it is linked with
+// -ldflags=-E=main.rexEntry: see entry_amd64.go.
 //
 // Trust: untrusted after lockdown; its inputs come from the broker, its
 // script from an AI agent.
@@ -26,5 +27,5 @@ import (
 )
 
 func main() {
-	os.Exit(worker.Main(os.Args, run))
+	os.Exit(worker.Main(os.Args, run, entryLockdown == 1))
 }

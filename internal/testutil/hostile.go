@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,6 +42,18 @@ type workerBuild struct {
 	err  error
 }
 
+// WorkerBuildArgs are the go build flags of rex-worker as the Makefile
+// gives them, tags last: on amd64 the link names the worker's own entry
+// point (cmd/rex-worker/entry_amd64.s). CGO_ENABLED=0 goes in the
+// environment.
+func WorkerBuildArgs(tags string) []string {
+	var args []string
+	if runtime.GOARCH == "amd64" {
+		args = append(args, "-ldflags=-E=main.rexEntry")
+	}
+	return append(args, "-tags", tags)
+}
+
 // Worker builds rex-worker statically (as the Makefile does) with the extra
 // build tags, once per test process, into a directory every uid can
 // traverse, since the worker runs as an unprivileged uid. tags "rexevil"
@@ -64,7 +77,8 @@ func Worker(t testing.TB, tags string) string {
 		if tags != "" {
 			allTags = tags + "," + allTags
 		}
-		cmd := exec.Command("go", "build", "-o", b.path, "-tags", allTags, "./cmd/rex-worker")
+		args := append([]string{"build", "-o", b.path}, WorkerBuildArgs(allTags)...)
+		cmd := exec.Command("go", append(args, "./cmd/rex-worker")...)
 		cmd.Dir = RepoRoot(t)
 		// As the Makefile: static, and without cgo, which the worker's
 		// all-threads lock-down requires.

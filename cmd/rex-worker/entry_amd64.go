@@ -1,0 +1,18 @@
+package main
+
+// rexEntry is the process's entry point on amd64 (entry_amd64.s): the
+// build links rex-worker with -ldflags=-E=main.rexEntry (the Makefile and
+// the tests' builds do). It drops the bounding set, locks the securebits
+// and sets no_new_privs while the process has a single thread, so that
+// every thread inherits them: otherwise each of those ~45 calls is made on
+// every thread of the running Go program through AllThreadsSyscall, which
+// stops the world and signals each thread once per call, about a third of
+// a worker's start-up.
+func rexEntry()
+
+// entryLockdown is 1 when rexEntry made every one of its calls. The Go
+// runtime starts after it and leaves it as it was (it lives in the zeroed
+// data the kernel maps, which nothing else writes).
+var entryLockdown uint32
+
+var _ = rexEntry // the linker's -E names it; no Go code calls it
