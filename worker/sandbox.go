@@ -153,7 +153,8 @@ func sandbox(run RunFunc, lockedAtEntry bool) error {
 		return err
 	}
 	// The broker starts the worker with GOMAXPROCS=1: fewer threads at
-	// start make each all-threads call above cheaper (there are some fifty).
+	// start make each all-threads call above cheaper (two, or ~46 without
+	// the entry point's calls).
 	// The script gets the machine's processors back for its collector.
 	runtime.GOMAXPROCS(runtime.NumCPU())
 	// A worker that waits for its script (the broker's pool) warms up and
