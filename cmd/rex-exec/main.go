@@ -180,13 +180,39 @@ func socketPath(o *options) string {
 	return "/run/rex/rex.sock"
 }
 
+// readCapped reads at most max bytes of the file at path with plain
+// read(2) on a blocking descriptor, not through an os.File: os.Open would
+// start the runtime's poller (an epoll instance, an eventfd and their
+// registrations), which nothing else in the client uses.
 func readCapped(path string, max int64) ([]byte, error) {
-	f, err := os.Open(path)
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, err
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
-	defer f.Close()
-	return io.ReadAll(io.LimitReader(f, max))
+	defer unix.Close(fd)
+	b, err := io.ReadAll(io.LimitReader(fdReader(fd), max))
+	if err != nil {
+		return nil, &os.PathError{Op: "read", Path: path, Err: err}
+	}
+	return b, nil
+}
+
+// fdReader reads a blocking descriptor, retrying EINTR; 0 bytes is EOF.
+type fdReader int
+
+func (r fdReader) Read(b []byte) (int, error) {
+	for {
+		n, err := unix.Read(int(r), b)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return 0, err
+		case n == 0 && len(b) > 0:
+			return 0, io.EOF
+		}
+		return n, nil
+	}
 }
 
 func communicationError(format string, args ...any) *ipc.Result {
