@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"unsafe"
 )
@@ -280,4 +281,65 @@ func TestAppendMarshalAndNoCopy(t *testing.T) {
 	if !inside(b.Body) || inside(a.Body) {
 		t.Errorf("aliasing: NoCopy body inside input %v, copied body inside input %v", inside(b.Body), inside(a.Body))
 	}
+}
+
+// The first decodes of a type may come from many goroutines at once (a
+// storm of runs reaching a fresh broker): none may meet a plan still being
+// built. A recursive type decodes too.
+func TestDecodePlansConcurrentFirstUse(t *testing.T) {
+	type node struct {
+		Name string   `msgpack:"name"`
+		Next *node    `msgpack:"next"`
+		Kids []node   `msgpack:"kids"`
+		Tags []string `msgpack:"tags"`
+	}
+	type a struct {
+		X int64  `msgpack:"x"`
+		N []node `msgpack:"n"`
+	}
+	type b struct {
+		Y map[string]a `msgpack:"y"`
+	}
+	in := b{Y: map[string]a{"k": {X: -3, N: []node{{Name: "r", Next: &node{Name: "s"}, Kids: []node{{Name: "t"}}}}}}}
+	var out b
+	if err := Unmarshal(mustMarshal(t, &in), &out); err != nil || !reflect.DeepEqual(out, in) {
+		t.Fatalf("recursive type: %+v, %v", out, err)
+	}
+	// Types no decode has seen yet, each decoded first by many goroutines
+	// released together.
+	for i := range 50 {
+		name := fmt.Sprintf("F%d", i)
+		typ := reflect.StructOf([]reflect.StructField{
+			{Name: name, Type: reflect.TypeOf([]in2{}), Tag: reflect.StructTag(fmt.Sprintf(`msgpack:"f%d"`, i))},
+		})
+		data := mustMarshal(t, map[string]any{fmt.Sprintf("f%d", i): []map[string]any{{"v": i}}})
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		errs := make(chan error, 16)
+		for range 16 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				v := reflect.New(typ)
+				if err := Unmarshal(data, v.Interface()); err != nil {
+					errs <- err
+					return
+				}
+				if got := v.Elem().Field(0).Interface().([]in2); len(got) != 1 || got[0].V != i {
+					errs <- fmt.Errorf("decoded %+v", got)
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+	}
+}
+
+type in2 struct {
+	V int `msgpack:"v"`
 }

@@ -35,7 +35,13 @@ type bdec struct {
 // decodeFunc decodes one value into v, which is settable.
 type decodeFunc func(d *bdec, v reflect.Value) error
 
-var plans sync.Map // reflect.Type → decodeFunc
+// plans holds complete plans only: a plan is published once every plan it
+// calls is built, so a decoder never meets a half-built one, whichever
+// goroutine uses a type first.
+var (
+	plans   sync.Map // reflect.Type → decodeFunc
+	plansMu sync.Mutex
+)
 
 // decodeChecked decodes b, which Check accepted, into v, a pointer to a
 // struct.
@@ -58,21 +64,47 @@ func planOf(t reflect.Type) decodeFunc {
 	if f, ok := plans.Load(t); ok {
 		return f.(decodeFunc)
 	}
-	// A recursive type would need its own plan while it is being built:
-	// the indirection resolves it at decode time.
-	var built decodeFunc
-	plans.Store(t, decodeFunc(func(d *bdec, v reflect.Value) error { return built(d, v) }))
-	built = buildPlan(t)
-	plans.Store(t, built)
-	return built
+	plansMu.Lock()
+	defer plansMu.Unlock()
+	b := planBuilder{done: map[reflect.Type]decodeFunc{}, pending: map[reflect.Type]*decodeFunc{}}
+	f := b.plan(t)
+	for t, f := range b.done {
+		plans.Store(t, f)
+	}
+	return f
 }
 
-func buildPlan(t reflect.Type) decodeFunc {
+// planBuilder builds the plans of one type and of the types in it.
+type planBuilder struct {
+	done    map[reflect.Type]decodeFunc
+	pending map[reflect.Type]*decodeFunc // being built: a recursive type refers to itself
+}
+
+func (b *planBuilder) plan(t reflect.Type) decodeFunc {
+	if f, ok := plans.Load(t); ok {
+		return f.(decodeFunc)
+	}
+	if f, ok := b.done[t]; ok {
+		return f
+	}
+	if p, ok := b.pending[t]; ok {
+		// Filled in before the plan that refers to it is published.
+		return func(d *bdec, v reflect.Value) error { return (*p)(d, v) }
+	}
+	p := new(decodeFunc)
+	b.pending[t] = p
+	*p = b.build(t)
+	delete(b.pending, t)
+	b.done[t] = *p
+	return *p
+}
+
+func (b *planBuilder) build(t reflect.Type) decodeFunc {
 	switch t.Kind() {
 	case reflect.Struct:
-		return structPlan(t)
+		return b.structPlan(t)
 	case reflect.Pointer:
-		elem := planOf(t.Elem())
+		elem := b.plan(t.Elem())
 		return func(d *bdec, v reflect.Value) error {
 			if d.isNil() {
 				v.SetZero()
@@ -164,7 +196,7 @@ func buildPlan(t reflect.Type) decodeFunc {
 				return nil
 			}
 		}
-		elem := planOf(t.Elem())
+		elem := b.plan(t.Elem())
 		return func(d *bdec, v reflect.Value) error {
 			n, isNil, err := d.arrayLen()
 			if err != nil || isNil {
@@ -185,7 +217,7 @@ func buildPlan(t reflect.Type) decodeFunc {
 		if t.Key().Kind() != reflect.String {
 			break
 		}
-		elem := planOf(t.Elem())
+		elem := b.plan(t.Elem())
 		return func(d *bdec, v reflect.Value) error {
 			n, isNil, err := d.mapLen()
 			if err != nil || isNil {
@@ -222,7 +254,7 @@ type fieldPlan struct {
 	decode decodeFunc
 }
 
-func structPlan(t reflect.Type) decodeFunc {
+func (b *planBuilder) structPlan(t reflect.Type) decodeFunc {
 	var fields []fieldPlan
 	for i := 0; i < t.NumField(); i++ {
 		sf := t.Field(i)
@@ -233,7 +265,7 @@ func structPlan(t reflect.Type) decodeFunc {
 		if name == "" {
 			name = sf.Name
 		}
-		fields = append(fields, fieldPlan{name: name, index: i, decode: planOf(sf.Type)})
+		fields = append(fields, fieldPlan{name: name, index: i, decode: b.plan(sf.Type)})
 	}
 	return func(d *bdec, v reflect.Value) error {
 		n, isNil, err := d.mapLen()

@@ -64,6 +64,9 @@ func startBroker(t *testing.T, policyDir string, env []string, extra ...string) 
 			_ = b.cmd.Process.Kill()
 			t.Error("broker did not stop on SIGTERM")
 		}
+		if t.Failed() {
+			t.Logf("broker (%v) log:\n%s", b.cmd.ProcessState, b.log.String())
+		}
 	})
 	b.waitLog(t, "serving on")
 	return b
