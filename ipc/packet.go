@@ -48,14 +48,25 @@ type PacketConn struct {
 	wto   time.Duration // SetWriteTimeout, for poller-backed ends
 	wmu   sync.Mutex
 	rbuf  []byte
+	pool  *[]byte // rbuf's entry in rbufs, for a raw end
 	oob   []byte
 	maxFD int
 }
 
+// rbufs recycles the receive buffers of raw ends from run to run. A packet
+// can be MaxPacket long, so each is 128 KiB: allocated (and cleared) anew
+// for every worker, it cost the broker the clearing and then a
+// copy-on-write fault per page after every worker it forked.
+var rbufs = sync.Pool{New: func() any {
+	b := make([]byte, MaxPacket+1)
+	return &b
+}}
+
 // NewRawPacketConn uses fd (which it takes over) with blocking sendmsg and
 // recvmsg and no deadlines. fd stays the same number.
 func NewRawPacketConn(fd int, maxFDs int) *PacketConn {
-	return &PacketConn{raw: fd, rbuf: make([]byte, MaxPacket+1),
+	b := rbufs.Get().(*[]byte)
+	return &PacketConn{raw: fd, rbuf: *b, pool: b,
 		oob: make([]byte, unix.CmsgSpace(4*(maxFDs+1))), maxFD: maxFDs}
 }
 
@@ -79,10 +90,17 @@ func NewPacketConn(f *os.File, maxFDs int) (*PacketConn, error) {
 	return &PacketConn{c: uc, raw: -1, rbuf: make([]byte, MaxPacket+1), oob: make([]byte, oob), maxFD: maxFDs}, nil
 }
 
-// Close closes the connection.
+// Close closes the connection. It must be the last call: what Recv
+// returned is no longer valid after it (a raw end's buffer goes back to a
+// pool).
 func (p *PacketConn) Close() error {
 	if p.c == nil {
-		return unix.Close(p.raw)
+		err := unix.Close(p.raw)
+		if p.pool != nil {
+			rbufs.Put(p.pool)
+			p.pool, p.rbuf = nil, nil
+		}
+		return err
 	}
 	return p.c.Close()
 }
