@@ -623,7 +623,7 @@ func rusagePeak(wp *workerProc) int64 {
 
 // peakRSS reads a live process's peak resident memory (VmHWM), or 0.
 func peakRSS(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	b, err := readSysFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
 	}
