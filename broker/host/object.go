@@ -96,7 +96,10 @@ func (i Info) same(b Info) bool { return i.Dev == b.Dev && i.Ino == b.Ino }
 // object an O_PATH handle on the directory it was found in. Every later
 // operation goes through these descriptors and checks that it reaches the
 // same inode, so what the caller authorised from Info is what it operates
-// on. Methods may be called concurrently with each other and with Close.
+// on. An Object from Describe holds neither and one from LookupToRead only
+// the directory (fd is -1): no operation works on them but Info, and for
+// the latter the reads, which check the attributes too. Methods may be
+// called concurrently with each other and with Close.
 type Object struct {
 	mu     sync.RWMutex // write-held by Close, so no method uses a closed (and maybe reused) fd number
 	fd     int          // O_PATH|O_NOFOLLOW on the object
