@@ -275,20 +275,7 @@ func (f *FS) lookupIn(t mountTable, path string, how lookupHow) (*Object, error)
 // Errors are *os.PathError naming path and wrapping a unix.Errno or a
 // sentinel of this package.
 func (f *FS) Lookup(path string, follow bool) (*Object, error) {
-	o, err := f.lookup(path)
-	if !follow {
-		return o, err
-	}
-	if err == nil && o.info.Kind != KindSymlink {
-		return o, nil
-	}
-	if err != nil && !errors.Is(err, unix.ELOOP) {
-		return nil, err
-	}
-	if o != nil {
-		o.Close()
-	}
-	return f.follow(path)
+	return f.lookupFollow(path, follow, pinned)
 }
 
 // Describe is Lookup for a caller that needs only the object's Info, to
