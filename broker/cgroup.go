@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rex-sh/rex/ipc"
 )
 
 // cgroupRoot is where the controllers are mounted; tests may point it
@@ -242,23 +244,14 @@ func readSysFile(path string) ([]byte, error) {
 		return nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
 	defer unix.Close(fd)
-	buf := make([]byte, 0, 4096)
-	for len(buf) <= maxSysFile {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := unix.Read(fd, buf[len(buf):cap(buf)])
-		switch {
-		case err == unix.EINTR:
-			continue
-		case err != nil:
-			return nil, &os.PathError{Op: "read", Path: path, Err: err}
-		case n == 0:
-			return buf, nil
-		}
-		buf = buf[:len(buf)+n]
+	b, err := io.ReadAll(io.LimitReader(ipc.FDReader(fd), maxSysFile+1))
+	if err == nil && len(b) > maxSysFile {
+		err = unix.EFBIG
 	}
-	return nil, &os.PathError{Op: "read", Path: path, Err: unix.EFBIG}
+	if err != nil {
+		return nil, &os.PathError{Op: "read", Path: path, Err: err}
+	}
+	return b, nil
 }
 
 // cgroupDirs returns the directories newCgroup creates for name.

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rex-sh/rex/ipc"
 )
 
 // Kind is the type of a file system object, as scripts see it.
@@ -309,7 +311,7 @@ func (o *Object) ReadAll(limit int64) ([]byte, error) {
 	}
 	// A plain descriptor, not an os.File: no poller registration, no
 	// finalizer, two syscalls fewer per small read.
-	f := rawReader(fd)
+	f := ipc.FDReader(fd)
 	defer unix.Close(fd)
 	limit = min(max(limit, 0), math.MaxInt64-1)
 	// Size is only a hint for the first allocation, capped so that a
@@ -323,25 +325,6 @@ func (o *Object) ReadAll(limit int64) ([]byte, error) {
 		return nil, pathErr("read", o.path, ErrTooLarge)
 	}
 	return data, nil
-}
-
-// rawReader reads a descriptor with read(2), retrying EINTR; 0 bytes is
-// io.EOF.
-type rawReader int
-
-func (r rawReader) Read(b []byte) (int, error) {
-	for {
-		n, err := unix.Read(int(r), b)
-		switch {
-		case err == unix.EINTR:
-			continue
-		case err != nil:
-			return 0, err
-		case n == 0 && len(b) > 0:
-			return 0, io.EOF
-		}
-		return n, nil
-	}
 }
 
 func readUpTo(r io.Reader, buf []byte, limit int64) ([]byte, error) {

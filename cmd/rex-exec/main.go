@@ -190,29 +190,11 @@ func readCapped(path string, max int64) ([]byte, error) {
 		return nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
 	defer unix.Close(fd)
-	b, err := io.ReadAll(io.LimitReader(fdReader(fd), max))
+	b, err := io.ReadAll(io.LimitReader(ipc.FDReader(fd), max))
 	if err != nil {
 		return nil, &os.PathError{Op: "read", Path: path, Err: err}
 	}
 	return b, nil
-}
-
-// fdReader reads a blocking descriptor, retrying EINTR; 0 bytes is EOF.
-type fdReader int
-
-func (r fdReader) Read(b []byte) (int, error) {
-	for {
-		n, err := unix.Read(int(r), b)
-		switch {
-		case err == unix.EINTR:
-			continue
-		case err != nil:
-			return 0, err
-		case n == 0 && len(b) > 0:
-			return 0, io.EOF
-		}
-		return n, nil
-	}
 }
 
 func communicationError(format string, args ...any) *ipc.Result {
