@@ -64,7 +64,7 @@ func TestEntrySecureBits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := regexp.MustCompile(`MOVQ\s+\$(0x[0-9a-f]+), SI\s+// worker\.SecureBits`).FindSubmatch(src)
+	m := regexp.MustCompile(`MOVQ\s+\$(0x[0-9a-f]+), R13\s+// worker\.SecureBits`).FindSubmatch(src)
 	if m == nil {
 		t.Fatal("no securebits operand in entry_amd64.s")
 	}
