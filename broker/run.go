@@ -236,6 +236,7 @@ func (r *Runner) prepare() (*prepared, error) {
 	}
 	unix.CloseOnExec(fd)
 	p.pc = ipc.NewRawPacketConn(fd, 0)
+	p.pc.SetSpin(ipc.DefaultSpin)
 	if r.cgroups != cgroupNone {
 		// Tell the janitor before the groups exist, so that a broker
 		// killed at any point after this leaves none it does not know of.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"runtime"
 	"testing"
 	"time"
 
@@ -222,5 +223,83 @@ func TestRawDeadlineAndShutdown(t *testing.T) {
 		}
 	case <-time.After(2 * time.Second):
 		t.Fatal("shutdown did not wake the blocked reader")
+	}
+}
+
+// A raw end with SetSpin polls only after a short wait: its first Recv,
+// and any after a long wait, block at once (no CPU burnt), while one after
+// a short wait polls for up to the spin time, and still gets its packet,
+// descriptors included, when it comes later.
+func TestRawRecvSpin(t *testing.T) {
+	runtime.LockOSThread() // RUSAGE_THREAD must be this goroutine's
+	defer runtime.UnlockOSThread()
+	a, b, err := SocketPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	fd, _ := unix.Dup(int(a.Fd()))
+	a.Close()
+	p := NewRawPacketConn(fd, 1)
+	defer p.Close()
+	const spin = 60 * time.Millisecond
+	p.SetSpin(spin)
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	send := func(after time.Duration, withFD bool) {
+		var oob []byte
+		if withFD {
+			oob = unix.UnixRights(int(f.Fd()))
+		}
+		time.Sleep(after)
+		if err := unix.Sendmsg(int(b.Fd()), []byte{1}, oob, nil, 0); err != nil {
+			t.Error(err)
+		}
+	}
+	threadCPU := func() time.Duration {
+		var ru unix.Rusage
+		_ = unix.Getrusage(unix.RUSAGE_THREAD, &ru)
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	// recv waits for a packet sent after the given delay (0: already
+	// there) and returns the CPU time the wait took on this thread.
+	recv := func(after time.Duration, withFD bool) time.Duration {
+		t.Helper()
+		if after == 0 {
+			send(0, withFD)
+		} else {
+			go send(after, withFD)
+		}
+		c0 := threadCPU()
+		pkt, files, err := p.Recv()
+		used := threadCPU() - c0
+		if err != nil || len(pkt) != 1 || len(files) != map[bool]int{false: 0, true: 1}[withFD] {
+			t.Fatalf("recv: %v %v %d files", err, pkt, len(files))
+		}
+		for _, f := range files {
+			f.Close()
+		}
+		return used
+	}
+	if c := recv(150*time.Millisecond, false); c > spin/6 {
+		t.Errorf("first Recv burnt %v: it must block at once", c)
+	}
+	if c := recv(150*time.Millisecond, false); c > spin/6 {
+		t.Errorf("Recv after a long wait burnt %v: it must block at once", c)
+	}
+	recv(0, false) // a short wait
+	if c := recv(150*time.Millisecond, true); c < spin/6 {
+		t.Errorf("Recv after a short wait burnt only %v: it must poll for up to %v", c, spin)
+	}
+	if c := recv(150*time.Millisecond, false); c > spin/6 {
+		t.Errorf("Recv after a long wait burnt %v: it must block at once", c)
+	}
+	b.Close()
+	recv0 := func() error { _, _, err := p.Recv(); return err }
+	if err := recv0(); !errors.Is(err, io.EOF) {
+		t.Fatalf("after close: %v, want EOF", err)
 	}
 }

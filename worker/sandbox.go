@@ -457,6 +457,7 @@ func Lockdown() (*ipc.Client, error) {
 	// descriptors are stdio and the broker socket.
 	unix.CloseOnExec(BrokerFD)
 	pc := ipc.NewRawPacketConn(BrokerFD, ipc.MaxFDs)
+	pc.SetSpin(ipc.DefaultSpin)
 	if err := seccomp.Install(); err != nil {
 		return nil, fail(ExitSeccomp, "seccomp", err)
 	}
