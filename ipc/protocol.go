@@ -40,6 +40,17 @@ const (
 	MaxScript = 1 << 20
 )
 
+// WorkerUsernsArg is rex-worker's one argument when the broker leaves the
+// worker's user, mount and uts namespaces to the worker's entry point
+// (cmd/rex-worker's rexEntry; amd64 only): see PROTOCOL.md, "Starting the
+// worker".
+const WorkerUsernsArg = "--userns"
+
+// WorkerExitStart is rex-worker's exit code when reading its Start frame
+// fails, as when its stdin closes first: it gets there only once locked
+// down, which the broker's start-up probe of WorkerUsernsArg relies on.
+const WorkerExitStart = 79
+
 // MsgType identifies a message on a stream (client↔broker and worker stdio).
 type MsgType uint8
 

@@ -6,7 +6,10 @@
 // frame and runs the script with only the globals of sdk. What threads
 // inherit (bounding set, securebits, no_new_privs) rex-worker's entry
 // point may have set before the Go runtime started a thread (Main's
-// lockedAtEntry); the worker checks it rather than trusts it.
+// Entry.Locked); the worker checks it rather than trusts it. When a root
+// daemon asks for it (ipc.WorkerUsernsArg), the same entry point has made
+// the worker's user, mount and uts namespaces (Entry.Userns), and the
+// worker goes no further without them.
 //
 // Trust: untrusted after lockdown. It runs in the rex-worker process, whose
 // script is written by an AI agent; everything it sends to the broker is

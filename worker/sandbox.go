@@ -19,16 +19,17 @@ import (
 // maps any of them to an internal error; they tell an operator which layer
 // failed. A script's own failure is reported in the WorkerResult, exit 0.
 const (
-	ExitUsage    = 70 // not started the way the broker starts it (argv, env, pid 1)
-	ExitRoot     = 71 // making the empty root (mounts, pivot_root)
-	ExitLimits   = 72 // hostname, rlimits, the inherited descriptors
-	ExitPrivs    = 73 // capabilities, securebits, no_new_privs, dumpable
-	ExitLandlock = 74 // Landlock is present but could not be applied
-	ExitPosture  = 76 // the lock-down check found a gap (75 was the retired re-exec)
-	ExitSocket   = 77 // wrapping the broker socket
-	ExitSeccomp  = 78 // installing the seccomp filter
-	ExitStart    = 79 // reading the Start frame
-	ExitResult   = 80 // writing the WorkerResult frame
+	ExitUsage    = 70                  // not started the way the broker starts it (argv, env, pid 1)
+	ExitRoot     = 71                  // making the empty root (mounts, pivot_root)
+	ExitLimits   = 72                  // hostname, rlimits, the inherited descriptors
+	ExitPrivs    = 73                  // capabilities, securebits, no_new_privs, dumpable
+	ExitLandlock = 74                  // Landlock is present but could not be applied
+	ExitPosture  = 76                  // the lock-down check found a gap (75 was the retired re-exec)
+	ExitSocket   = 77                  // wrapping the broker socket
+	ExitSeccomp  = 78                  // installing the seccomp filter
+	ExitStart    = ipc.WorkerExitStart // reading the Start frame
+	ExitResult   = 80                  // writing the WorkerResult frame
+	ExitUserns   = 81                  // making its own user namespace (--userns) at the entry point
 )
 
 // BrokerFD is the worker's end of the socketpair, set up by the broker.
@@ -69,18 +70,30 @@ func fail(exit int, step string, err error) error {
 // cmd/rex-worker passes Prepare.
 type RunFunc func(c *ipc.Client) func(start *ipc.Start) *ipc.WorkerResult
 
+// Entry is what the binary's own entry point did before the Go runtime
+// started any thread (cmd/rex-worker's rexEntry).
+type Entry struct {
+	// Locked: it dropped the bounding set, locked the securebits and set
+	// no_new_privs, so every thread has them, and the lock-down checks
+	// them instead of making those calls on every thread.
+	Locked bool
+	// Userns is nil when it made the worker's user, mount and uts
+	// namespaces (asked for with ipc.WorkerUsernsArg), else why it did not.
+	Userns error
+}
+
 // Main is rex-worker's main. It returns the exit code.
-//
-// lockedAtEntry says that the binary's entry point, before the Go runtime
-// started any thread, dropped the bounding set, locked the securebits and
-// set no_new_privs (cmd/rex-worker's rexEntry): every thread has them, and
-// the lock-down checks them instead of making those calls on every thread.
-func Main(args []string, run RunFunc, lockedAtEntry bool) int {
+func Main(args []string, run RunFunc, entry Entry) int {
 	var err error
-	if len(args) == 1 && os.Getenv("REX_WORKER") == "1" {
-		err = sandbox(run, lockedAtEntry)
-	} else {
+	switch {
+	case os.Getenv("REX_WORKER") != "1" || len(args) > 2 || (len(args) == 2 && args[1] != ipc.WorkerUsernsArg):
 		err = fail(ExitUsage, "usage", errors.New("rex-worker is started by rex-broker, not by hand"))
+	case len(args) == 2 && entry.Userns != nil:
+		// Without it the worker is a plain unprivileged process in the
+		// host's mount namespace: nothing below could work, or should.
+		err = fail(ExitUserns, "user namespace", entry.Userns)
+	default:
+		err = sandbox(run, entry.Locked)
 	}
 	if err == nil {
 		return 0
@@ -93,7 +106,8 @@ func Main(args []string, run RunFunc, lockedAtEntry bool) int {
 	return ExitUsage
 }
 
-// sandbox runs as pid 1 and uid 0 of the fresh namespaces the broker made.
+// sandbox runs as pid 1 and uid 0 of the fresh namespaces the broker made
+// (the user, mount and uts ones made at the entry point with ipc.WorkerUsernsArg).
 // Before any byte of the script is read it empties the root, sets limits,
 // drops every capability, sets no_new_privs and Landlock, checks the
 // result and installs the seccomp filter; then it reads the Start frame,

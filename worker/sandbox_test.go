@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -405,12 +406,41 @@ func TestWorkerRefusesHandStart(t *testing.T) {
 		{[]string{"rex-worker"}, nil, ExitUsage},
 		{[]string{"rex-worker"}, []string{"REX_WORKER=1"}, ExitUsage}, // not pid 1
 		{[]string{"rex-worker", "stage2"}, []string{"REX_WORKER=1"}, ExitUsage},
+		{[]string{"rex-worker", ipc.WorkerUsernsArg, "x"}, []string{"REX_WORKER=1"}, ExitUsage},
+		// The entry point makes the user namespace, then the worker finds
+		// it is not pid 1.
+		{[]string{"rex-worker", ipc.WorkerUsernsArg}, []string{"REX_WORKER=1"}, ExitUsage},
 	} {
 		cmd := &exec.Cmd{Path: bin, Args: c.args, Env: c.env}
 		out, _ := cmd.CombinedOutput()
 		if got := cmd.ProcessState.ExitCode(); got != c.exit {
 			t.Errorf("%q %q: exit %d, want %d; output %s", c.args, c.env, got, c.exit, out)
 		}
+	}
+}
+
+// When the entry point cannot make the user namespace it was asked for,
+// the worker stops there, naming the step and the error: in a chroot the
+// kernel refuses unshare(CLONE_NEWUSER).
+func TestWorkerStopsWithoutItsUserns(t *testing.T) {
+	testutil.RequireRoot(t)
+	if runtime.GOARCH != "amd64" {
+		testutil.Skip(t, "the worker makes its own user namespace on amd64 only")
+	}
+	src, err := os.ReadFile(evilWorker(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	jail := t.TempDir()
+	if err := os.WriteFile(filepath.Join(jail, "rex-worker"), src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := &exec.Cmd{Path: "/rex-worker", Args: []string{"rex-worker", ipc.WorkerUsernsArg}, Env: []string{"REX_WORKER=1"},
+		SysProcAttr: &syscall.SysProcAttr{Chroot: jail}}
+	out, _ := cmd.CombinedOutput()
+	want := "rex-worker: user namespace: unshare(CLONE_NEWUSER|CLONE_NEWNS|CLONE_NEWUTS): operation not permitted"
+	if got := cmd.ProcessState.ExitCode(); got != ExitUserns || strings.TrimSpace(string(out)) != want {
+		t.Errorf("exit %d, output %q; want %d, %q", got, out, ExitUserns, want)
 	}
 }
 

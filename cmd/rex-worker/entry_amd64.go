@@ -16,3 +16,15 @@ func rexEntry()
 var entryLockdown uint32
 
 var _ = rexEntry // the linker's -E names it; no Go code calls it
+
+// entryUserns is 1 when rexEntry made the worker's user namespace (asked
+// for with --userns), 2 when it failed at step entryUsernsStep with
+// entryUsernsErrno, 0 when it was not asked.
+var entryUserns, entryUsernsStep, entryUsernsErrno uint32
+
+// mapLine and writeProc are rexEntry's subroutines (entry_amd64.s), called
+// before the Go runtime exists; no Go code calls them.
+func mapLine()
+func writeProc()
+
+var _, _ = mapLine, writeProc

@@ -2,6 +2,8 @@
 
 package main
 
-// entryLockdown stays 0 where there is no entry point of our own (see
-// entry_amd64.go): the worker makes every per-thread call itself.
-var entryLockdown uint32
+// entryLockdown and entryUserns stay 0 where there is no entry point of
+// our own (see entry_amd64.go): the worker makes every per-thread call
+// itself, and the broker makes its user namespace (it never passes
+// --userns here).
+var entryLockdown, entryUserns, entryUsernsStep, entryUsernsErrno uint32

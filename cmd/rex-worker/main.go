@@ -21,11 +21,32 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"os"
+	"syscall"
 
 	"github.com/rex-sh/rex/worker"
 )
 
 func main() {
-	os.Exit(worker.Main(os.Args, run, entryLockdown == 1))
+	os.Exit(worker.Main(os.Args, run, worker.Entry{Locked: entryLockdown == 1, Userns: usernsAtEntry()}))
+}
+
+// usernsAtEntry is what rexEntry's user namespace came to: nil when it
+// made one, else why not.
+func usernsAtEntry() error {
+	steps := [...]string{1: "unshare(CLONE_NEWUSER|CLONE_NEWNS|CLONE_NEWUTS)", 2: "write /proc/self/setgroups",
+		3: "write /proc/self/uid_map", 4: "write /proc/self/gid_map"}
+	switch entryUserns {
+	case 1:
+		return nil
+	case 2:
+		step := "step " + fmt.Sprint(entryUsernsStep)
+		if int(entryUsernsStep) < len(steps) {
+			step = steps[entryUsernsStep]
+		}
+		return fmt.Errorf("%s: %w", step, syscall.Errno(entryUsernsErrno))
+	}
+	return errors.New("the entry point did not make it (not amd64, or a build without -ldflags=-E=main.rexEntry)")
 }
