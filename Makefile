@@ -49,6 +49,9 @@ test: build
 	$(GO) vet ./...
 	$(GO) vet -tags rexthin ./cmd/rex-exec
 	REX_BIN_DIR=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	@# The attacks again, on workers whose user namespace the broker makes
+	@# (standalone rex-exec, hosts without unprivileged user namespaces).
+	REX_TEST_SPAWN=legacy REX_BIN_DIR=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./internal/hostile
 
 # Packages with fuzz targets; FUZZTIME (default 30s) is per target.
 # (searched recursively: broker covers broker/host)

@@ -78,6 +78,12 @@ type Config struct {
 	// Start frame, which it can only read once locked down; each serves
 	// exactly one run and is never reused.
 	Pool int
+	// WorkerUserns lets a root Runner leave each worker's user namespace
+	// to the worker's own entry point, which is cheaper for the broker
+	// (see startWorker), when a probe worker shows at start that it works
+	// on this host: unprivileged user namespaces allowed, amd64. Otherwise
+	// the broker makes the namespace as before, and logs why.
+	WorkerUserns bool
 }
 
 // ErrShutdown is the cancellation cause of runs the daemon kills at the
@@ -100,6 +106,8 @@ type Runner struct {
 	ahead      atomic.Pointer[chan prepResult] // the worker of Prestart, until a run takes it
 	running    atomic.Int32                    // runs between take and the end of run
 	closed     atomic.Bool
+	// workerUserns: workers make their own user namespace (Config.WorkerUserns).
+	workerUserns bool
 }
 
 // NewRunner prepares a Runner. A root Runner uses per-run worker uids and
@@ -122,6 +130,15 @@ func NewRunner(cfg Config) (*Runner, error) {
 	if r.privileged {
 		r.uids = newUIDPool(cfg.WorkerUIDBase, cfg.WorkerUIDCount)
 		r.cgroups = detectCgroups()
+		if cfg.WorkerUserns && len(cfg.Refuse) == 0 {
+			err := r.probeWorkerUserns()
+			r.workerUserns = err == nil
+			if err != nil {
+				if r.cfg.Log != nil {
+					fmt.Fprintf(r.cfg.Log, "rex-broker: workers get their user namespace from the broker: %v\n", err)
+				}
+			}
+		}
 		if cfg.Pool > 0 && len(cfg.Refuse) == 0 {
 			r.pool = make(chan *prepared, cfg.Pool)
 			for i := 0; i < cfg.Pool; i++ {
@@ -131,6 +148,10 @@ func NewRunner(cfg Config) (*Runner, error) {
 	}
 	return r, nil
 }
+
+// WorkerMakesUserns reports whether this Runner's workers make their own
+// user namespace (Config.WorkerUserns, and the probe passed).
+func (r *Runner) WorkerMakesUserns() bool { return r.workerUserns }
 
 // Wait blocks until every run (and its cleanup) has finished.
 func (r *Runner) Wait() { r.active.Wait() }
@@ -221,7 +242,7 @@ func (r *Runner) prepare() (*prepared, error) {
 	if err != nil {
 		return fail(fmt.Errorf("socketpair: %w", err))
 	}
-	p.wp, err = startWorker(r.cfg.WorkerPath, p.uid, hostGID, r.privileged, workerEnd)
+	p.wp, err = startWorker(r.cfg.WorkerPath, p.uid, hostGID, r.privileged, r.workerUserns, workerEnd)
 	workerEnd.Close()
 	if err != nil {
 		brokerEnd.Close()

@@ -8,10 +8,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rex-sh/rex/ipc"
 )
 
 // WorkerPath finds the rex-worker binary: explicit, else next to the
@@ -91,7 +95,19 @@ type workerProc struct {
 // and cgroup namespaces, as hostUID/hostGID mapped to root inside its own
 // user namespace (where the worker needs it to build the empty root, then
 // gives it up for good), in its own session, killed with the broker.
-func startWorker(path string, hostUID, hostGID uint32, privileged bool, workerSock *os.File) (*workerProc, error) {
+//
+// With workerUserns the worker makes its user, mount and uts namespaces
+// itself, at its entry point (ipc.WorkerUsernsArg): the broker starts it as
+// plain hostUID/hostGID, with no capability, in the other four. Why: to
+// write a new user namespace's id maps the broker must run while the child
+// waits, so Go forks the whole broker for it (no CLONE_VM); without one it
+// can vfork. A full fork copied the broker's page tables and then cost it
+// a copy-on-write fault on every page it wrote, 3 ms of CPU per worker in
+// a loaded daemon, against 1 ms for a vfork (bench/RESULTS.md, sixth
+// session). The namespaces the broker makes this way belong to the host's
+// user namespace, so the worker's root has no power over them; it needs
+// none (it configures no network).
+func startWorker(path string, hostUID, hostGID uint32, privileged, workerUserns bool, workerSock *os.File) (*workerProc, error) {
 	inR, inW, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -110,24 +126,16 @@ func startWorker(path string, hostUID, hostGID uint32, privileged bool, workerSo
 		Path: path,
 		Args: []string{"rex-worker"},
 		// GOMAXPROCS=1 until the worker is locked down: see worker.sandbox.
-		Env:        []string{"REX_WORKER=1", "GOMAXPROCS=1"},
-		Dir:        "/",
-		Stdin:      inR,
-		Stdout:     outW,
-		Stderr:     errW,
-		ExtraFiles: []*os.File{workerSock},
-		SysProcAttr: &syscall.SysProcAttr{
-			Cloneflags: unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWPID |
-				unix.CLONE_NEWNET | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS | unix.CLONE_NEWCGROUP,
-			UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(hostUID), Size: 1}},
-			GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(hostGID), Size: 1}},
-			// A root broker drops its supplementary groups for the worker;
-			// an unprivileged one cannot call setgroups in the new namespace.
-			GidMappingsEnableSetgroups: privileged,
-			Credential:                 &syscall.Credential{Uid: 0, Gid: 0, Groups: []uint32{}, NoSetGroups: !privileged},
-			Setsid:                     true,
-			Pdeathsig:                  syscall.SIGKILL,
-		},
+		Env:         []string{"REX_WORKER=1", "GOMAXPROCS=1"},
+		Dir:         "/",
+		Stdin:       inR,
+		Stdout:      outW,
+		Stderr:      errW,
+		ExtraFiles:  []*os.File{workerSock},
+		SysProcAttr: workerAttr(hostUID, hostGID, privileged, workerUserns),
+	}
+	if workerUserns {
+		cmd.Args = append(cmd.Args, ipc.WorkerUsernsArg)
 	}
 	// Pdeathsig fires when the thread that forked dies, not the process:
 	// fork from a thread that stays put for the call.
@@ -140,6 +148,32 @@ func startWorker(path string, hostUID, hostGID uint32, privileged bool, workerSo
 		return nil, fmt.Errorf("start worker: %w", err)
 	}
 	return &workerProc{cmd: cmd, stdin: inW, stdout: outR, stderr: errR}, nil
+}
+
+// workerAttr is how startWorker clones the worker.
+func workerAttr(hostUID, hostGID uint32, privileged, workerUserns bool) *syscall.SysProcAttr {
+	if workerUserns {
+		return &syscall.SysProcAttr{
+			Cloneflags: unix.CLONE_NEWPID | unix.CLONE_NEWNET | unix.CLONE_NEWIPC | unix.CLONE_NEWCGROUP,
+			// Only a root broker asks for this: it drops its supplementary
+			// groups and takes the worker's uid for the exec.
+			Credential: &syscall.Credential{Uid: hostUID, Gid: hostGID, Groups: []uint32{}},
+			Setsid:     true,
+			Pdeathsig:  syscall.SIGKILL,
+		}
+	}
+	return &syscall.SysProcAttr{
+		Cloneflags: unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWPID |
+			unix.CLONE_NEWNET | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS | unix.CLONE_NEWCGROUP,
+		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(hostUID), Size: 1}},
+		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(hostGID), Size: 1}},
+		// A root broker drops its supplementary groups for the worker;
+		// an unprivileged one cannot call setgroups in the new namespace.
+		GidMappingsEnableSetgroups: privileged,
+		Credential:                 &syscall.Credential{Uid: 0, Gid: 0, Groups: []uint32{}, NoSetGroups: !privileged},
+		Setsid:                     true,
+		Pdeathsig:                  syscall.SIGKILL,
+	}
 }
 
 func closeFiles(fs ...*os.File) {
@@ -155,4 +189,45 @@ func readCapped(r io.Reader, max int) []byte {
 	b, _ := io.ReadAll(io.LimitReader(r, int64(max)))
 	_, _ = io.Copy(io.Discard, r)
 	return b
+}
+
+// probeWorkerUserns starts one worker that makes its own user namespace
+// (startWorker's workerUserns) and gives it no script: it gets through its
+// whole lock-down, finds its stdin closed and exits with worker.ExitStart.
+// Anything else (ExitUserns: unprivileged user namespaces are refused here;
+// a worker without the entry point) is the reason to keep making the
+// namespace in the broker. It runs once, as a root Runner starts.
+func (r *Runner) probeWorkerUserns() error {
+	if runtime.GOARCH != "amd64" {
+		return errors.New("rex-worker has its own entry point on amd64 only")
+	}
+	uid, err := r.uids.get()
+	if err != nil {
+		return err
+	}
+	defer r.uids.put(uid)
+	brokerEnd, workerEnd, err := ipc.SocketPair()
+	if err != nil {
+		return err
+	}
+	defer brokerEnd.Close()
+	wp, err := startWorker(r.cfg.WorkerPath, uid, uid, true, true, workerEnd)
+	workerEnd.Close()
+	if err != nil {
+		return err
+	}
+	wp.stdin.Close()
+	go func() { _, _ = io.Copy(io.Discard, wp.stdout) }()
+	kill := time.AfterFunc(10*time.Second, func() { _ = wp.cmd.Process.Kill() })
+	msg := strings.TrimSpace(string(readCapped(wp.stderr, 4<<10))) // EOF: the worker is gone
+	err = wp.cmd.Wait()
+	kill.Stop()
+	closeFiles(wp.stdout, wp.stderr)
+	if wp.cmd.ProcessState.ExitCode() == ipc.WorkerExitStart {
+		return nil
+	}
+	if msg == "" {
+		msg = fmt.Sprint(err)
+	}
+	return fmt.Errorf("a worker could not make its own: %s", msg)
 }

@@ -156,7 +156,7 @@ func run(argv []string) int {
 		WorkerPath: wp, Limits: limits, Audit: audit, Log: os.Stderr,
 		WorkerUIDBase: uidBase, WorkerUIDCount: uidCount, Refuse: refused, Degraded: accepted,
 		RedactionDict: *redactionDict, Protected: []string{*policyDir}, Secret: []string{*socket},
-		DNSServer: *dnsServer, Pool: *pool,
+		DNSServer: *dnsServer, Pool: *pool, WorkerUserns: true,
 	}
 	if os.Geteuid() == 0 {
 		if n := broker.SweepCgroups(); n > 0 {

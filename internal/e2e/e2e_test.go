@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -490,6 +491,22 @@ func TestWorkerPosture(t *testing.T) {
 	}
 	if g := strings.TrimSpace(status["Groups"]); g != "" {
 		t.Errorf("worker has supplementary groups %q", g)
+	}
+	// A root daemon on this host leaves the user namespace to the worker's
+	// entry point (ipc.WorkerUsernsArg): its uid, and only it, is root in
+	// there, and setgroups is denied.
+	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if string(cmdline) != "rex-worker\x00"+ipc.WorkerUsernsArg+"\x00" && runtime.GOARCH == "amd64" {
+		t.Errorf("worker command line %q: the daemon made its user namespace itself", cmdline)
+	}
+	for file, id := range map[string]string{"uid_map": uid[0], "gid_map": strings.Fields(status["Gid"])[0]} {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, file))
+		if f := strings.Fields(string(b)); len(f) != 3 || f[0] != "0" || f[1] != id || f[2] != "1" {
+			t.Errorf("%s %q, want 0 %s 1", file, b, id)
+		}
+	}
+	if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/setgroups", pid)); strings.TrimSpace(string(b)) != "deny" {
+		t.Errorf("setgroups %q, want deny", b)
 	}
 	// Every thread is locked down, not just the main one.
 	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))

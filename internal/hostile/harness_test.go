@@ -69,9 +69,17 @@ func newEnv(t *testing.T) *env {
 	lim := broker.DefaultLimits
 	lim.Timeout = 20 * time.Second
 	lim.Pids = 128 // room for H11's 64 threads on top of the runtime's own
-	e.runner, err = broker.NewRunner(broker.Config{WorkerPath: bin, Limits: lim, Audit: e.audit, Log: e.log})
+	// As rex-broker runs them, the workers make their own user namespace
+	// when the host allows it; `make test` runs this suite a second time
+	// with REX_TEST_SPAWN=legacy, the broker making it, as standalone
+	// rex-exec and hosts without unprivileged user namespaces do.
+	legacy := os.Getenv("REX_TEST_SPAWN") == "legacy"
+	e.runner, err = broker.NewRunner(broker.Config{WorkerPath: bin, Limits: lim, Audit: e.audit, Log: e.log, WorkerUserns: !legacy})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if os.Geteuid() == 0 && !legacy && !e.runner.WorkerMakesUserns() && testutil.Strict() {
+		t.Fatalf("the workers do not make their own user namespace on this host: %s", e.log.String())
 	}
 	// After NewRunner: its host.FS descriptors live as long as the broker.
 	baseFDs, baseG := testutil.OpenFDs(t), runtime.NumGoroutine()
