@@ -58,3 +58,16 @@ func BenchmarkFrame(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkEncodeStatReply is the broker's side of a stat reply: the body
+// and the envelope appended to reused buffers, as a session does.
+func BenchmarkEncodeStatReply(b *testing.B) {
+	fi := &FileInfo{Name: "syslog", Path: "/var/log/syslog", Kind: "file", Size: 1 << 20, Mode: 0o640,
+		UID: 0, GID: 4, Owner: "root", Group: "adm", MTime: "2026-11-25T20:00:00Z", Nlink: 1}
+	var body, pkt []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		body, _ = AppendMarshal(body[:0], fi)
+		pkt, _ = AppendMarshal(pkt[:0], &Response{ID: 7, Body: body})
+	}
+}

@@ -30,18 +30,33 @@ var (
 	}}
 )
 
+// scratchPool holds the buffers Marshal encodes into before its copy.
+var scratchPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
 // maxPooledBuffer keeps a buffer that grew for one large message (a write
 // body, an inline read) from staying pinned in the pool.
 const maxPooledBuffer = 64 << 10
 
-// Marshal encodes v as msgpack with field names as keys.
+// Marshal encodes v as msgpack with field names as keys (see encode.go).
 func Marshal(v any) ([]byte, error) {
+	scratch := scratchPool.Get().(*[]byte)
+	out, ok := appendEncode((*scratch)[:0], v)
+	if ok {
+		b := bytes.Clone(out) // one allocation of the right size
+		if cap(out) <= maxPooledBuffer {
+			*scratch = out
+		}
+		scratchPool.Put(scratch)
+		return b, nil
+	}
+	scratchPool.Put(scratch)
 	e := encoderPool.Get().(*encoder)
 	e.buf.Reset()
 	e.enc.Reset(&e.buf)
 	e.enc.SetCustomStructTag("msgpack")
+	e.enc.SetSortMapKeys(true)
 	err := e.enc.Encode(v)
-	out := bytes.Clone(e.buf.Bytes())
+	out = bytes.Clone(e.buf.Bytes())
 	if e.buf.Cap() <= maxPooledBuffer {
 		encoderPool.Put(e)
 	}
@@ -54,11 +69,15 @@ func Marshal(v any) ([]byte, error) {
 // AppendMarshal appends the encoding of v to dst: Marshal without its copy
 // and allocation, for a caller that reuses dst from message to message.
 func AppendMarshal(dst []byte, v any) ([]byte, error) {
+	if out, ok := appendEncode(dst, v); ok {
+		return out, nil
+	}
 	e := encoderPool.Get().(*encoder)
 	own := e.buf
 	e.buf = *bytes.NewBuffer(dst)
 	e.enc.Reset(&e.buf)
 	e.enc.SetCustomStructTag("msgpack")
+	e.enc.SetSortMapKeys(true)
 	err := e.enc.Encode(v)
 	out := e.buf.Bytes()
 	e.buf = own

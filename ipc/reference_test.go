@@ -190,3 +190,135 @@ func TestDecodeMatchesReference(t *testing.T) {
 		}
 	}
 }
+
+// referenceMarshal encodes v with vmihailenco/msgpack, as Marshal did
+// before it had its own encoder (map keys sorted, as that encoder sorts
+// them).
+func referenceMarshal(v any) []byte {
+	var buf bytes.Buffer
+	enc := msgpack.NewEncoder(&buf)
+	enc.SetCustomStructTag("msgpack")
+	enc.SetSortMapKeys(true)
+	if err := enc.Encode(v); err != nil {
+		panic(err)
+	}
+	return buf.Bytes()
+}
+
+// Every message type has an encoding plan, and encodes, filled at random,
+// to exactly the bytes vmihailenco/msgpack makes of it.
+func TestEncodeMatchesReference(t *testing.T) {
+	r := rand.New(rand.NewSource(2))
+	for _, mk := range decoders {
+		if encPlanOf(reflect.TypeOf(mk())) == nil {
+			t.Errorf("%T has no encoding plan", mk())
+			continue
+		}
+		for i := 0; i < 300; i++ {
+			v := mk()
+			fill(r, reflect.ValueOf(v).Elem(), 0)
+			// Maps of several keys: vmihailenco writes them in Go's
+			// random order, so the reference decodes the bytes instead.
+			b, err := Marshal(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			back := mk()
+			if err := referenceUnmarshal(b, back); err != nil || !sameValue(reflect.ValueOf(back), reflect.ValueOf(v)) {
+				t.Fatalf("%T: the reference decodes % x to %+v (%v), want %+v", v, b, back, err, v)
+			}
+			oneKeyMaps(reflect.ValueOf(v))
+			got, err := AppendMarshal([]byte{0xee}, v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := referenceMarshal(v); !bytes.Equal(got[1:], want) || got[0] != 0xee {
+				t.Fatalf("%T %+v:\n got  % x\n want % x", v, v, got, want)
+			}
+		}
+	}
+	// The edges of every integer form, and of every length form.
+	type edges struct {
+		I   []int
+		I64 int64
+		U   []uint
+		S   []string
+		B   []byte
+		L   []bool
+		M   map[string]int8
+	}
+	ints := []int{0, 1, 127, 128, 255, 256, 65535, 65536, 1<<32 - 1, 1 << 32, math.MaxInt64,
+		-1, -32, -33, -128, -129, -32768, -32769, math.MinInt32, math.MinInt32 - 1, math.MinInt64}
+	var uints []uint
+	for _, n := range ints[:10] {
+		uints = append(uints, uint(n))
+	}
+	for _, n := range []int{0, 15, 16, 31, 32, 255, 256, 65535, 65536} {
+		v := edges{I: ints, I64: int64(n), U: append(uints, math.MaxUint64), S: []string{string(make([]byte, n))},
+			B: make([]byte, n), L: make([]bool, n), M: map[string]int8{}}
+		if n > 0 {
+			v.M["k"] = int8(n)
+		}
+		got, err := Marshal(&v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := referenceMarshal(&v); !bytes.Equal(got, want) {
+			t.Fatalf("length %d:\n got  % x\n want % x", n, got, want)
+		}
+	}
+}
+
+// Map keys go in sorted order, so a message's bytes depend on its value
+// only.
+func TestEncodeSortsMapKeys(t *testing.T) {
+	got, err := Marshal(map[string]int{"b": 1, "a": 2, "c": 3})
+	want := []byte{0x83, 0xa1, 'a', 2, 0xa1, 'b', 1, 0xa1, 'c', 3}
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("% x, %v; want % x", got, err, want)
+	}
+}
+
+// A type without a plan (an interface field) still encodes, through
+// vmihailenco/msgpack.
+func TestEncodeFallsBack(t *testing.T) {
+	type any1 struct{ V any }
+	v := &any1{V: "x"}
+	if encPlanOf(reflect.TypeOf(v)) != nil {
+		t.Fatal("a plan for an interface field")
+	}
+	got, err := Marshal(v)
+	if err != nil || !bytes.Equal(got, referenceMarshal(v)) {
+		t.Fatalf("% x, %v", got, err)
+	}
+}
+
+// oneKeyMaps keeps one key (the least) of every map in v.
+func oneKeyMaps(v reflect.Value) {
+	switch v.Kind() {
+	case reflect.Pointer:
+		if !v.IsNil() {
+			oneKeyMaps(v.Elem())
+		}
+	case reflect.Struct:
+		for i := 0; i < v.NumField(); i++ {
+			oneKeyMaps(v.Field(i))
+		}
+	case reflect.Slice:
+		for i := 0; i < v.Len(); i++ {
+			oneKeyMaps(v.Index(i))
+		}
+	case reflect.Map:
+		keys := v.MapKeys()
+		for i, k := range keys {
+			if i > 0 {
+				v.SetMapIndex(k, reflect.Value{})
+				continue
+			}
+			e := reflect.New(v.Type().Elem()).Elem()
+			e.Set(v.MapIndex(k))
+			oneKeyMaps(e)
+			v.SetMapIndex(k, e)
+		}
+	}
+}
