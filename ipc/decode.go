@@ -13,7 +13,7 @@ import (
 // walked, straight from the byte slice into the message struct, with one
 // plan per Go type built once from the same `msgpack` tags the encoder
 // uses: the message definitions stay the protocol's only description.
-// vmihailenco/msgpack, which encodes, decodes the same bytes to the same
+// vmihailenco/msgpack, the tests' reference, decodes the same bytes to the same
 // values (FuzzDecode checks that on every input this decoder accepts); this
 // one takes about half the time and is stricter:
 //   - a struct is a map with string keys, never an array;
