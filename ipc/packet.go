@@ -8,6 +8,7 @@ import (
 	"os"
 	"sync"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -54,6 +55,10 @@ type PacketConn struct {
 
 	spin     time.Duration // SetSpin; 0: every Recv blocks at once
 	lastWait time.Duration // how long the previous Recv waited
+
+	// The raw end's recvmsg header, over rbuf and oob (see recvRaw).
+	msg unix.Msghdr
+	iov unix.Iovec
 }
 
 // rbufs recycles the receive buffers of raw ends from run to run. A packet
@@ -222,7 +227,7 @@ func (p *PacketConn) recvmsg() (n, oobn, flags int, err error) {
 		defer func() { p.lastWait = time.Since(start) }()
 		if p.lastWait <= p.spin {
 			for {
-				n, oobn, flags, _, err = unix.Recvmsg(p.raw, p.rbuf, p.oob, unix.MSG_CMSG_CLOEXEC|unix.MSG_DONTWAIT)
+				n, oobn, flags, err = p.recvRaw(unix.MSG_CMSG_CLOEXEC | unix.MSG_DONTWAIT)
 				switch {
 				case err == nil:
 					return n, oobn, flags, eofOnEmpty(n, oobn)
@@ -236,7 +241,7 @@ func (p *PacketConn) recvmsg() (n, oobn, flags int, err error) {
 		}
 	}
 	for {
-		n, oobn, flags, _, err = unix.Recvmsg(p.raw, p.rbuf, p.oob, unix.MSG_CMSG_CLOEXEC)
+		n, oobn, flags, err = p.recvRaw(unix.MSG_CMSG_CLOEXEC)
 		if err == unix.EAGAIN {
 			err = os.ErrDeadlineExceeded // SO_RCVTIMEO expired
 		}
@@ -248,6 +253,23 @@ func (p *PacketConn) recvmsg() (n, oobn, flags int, err error) {
 		err = eofOnEmpty(n, oobn)
 	}
 	return n, oobn, flags, err
+}
+
+// recvRaw is recvmsg(2) on the raw end into rbuf and oob, through a header
+// kept in the PacketConn. unix.Recvmsg allocates the sender's address on
+// every call (a socketpair's peer has one, unnamed), which a polling Recv
+// would pay at every try; this allocates nothing.
+func (p *PacketConn) recvRaw(flags int) (n, oobn, recvflags int, err error) {
+	p.iov.Base = &p.rbuf[0]
+	p.iov.SetLen(len(p.rbuf))
+	p.msg = unix.Msghdr{Iov: &p.iov, Control: &p.oob[0]}
+	p.msg.SetIovlen(1)
+	p.msg.SetControllen(len(p.oob))
+	r, _, e := unix.Syscall(unix.SYS_RECVMSG, uintptr(p.raw), uintptr(unsafe.Pointer(&p.msg)), uintptr(flags))
+	if e != 0 {
+		return 0, 0, 0, e
+	}
+	return int(r), int(p.msg.Controllen), int(p.msg.Flags), nil
 }
 
 // eofOnEmpty: the peer closed, for a seqpacket socket reads 0 bytes.

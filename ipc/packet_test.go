@@ -303,3 +303,30 @@ func TestRawRecvSpin(t *testing.T) {
 		t.Fatalf("after close: %v, want EOF", err)
 	}
 }
+
+// A raw end receives without allocating: a polling Recv makes many tries
+// per packet, and each would otherwise allocate the peer's address.
+func TestRawRecvAllocatesNothing(t *testing.T) {
+	a, b, err := SocketPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	fd, _ := unix.Dup(int(a.Fd()))
+	a.Close()
+	p := NewRawPacketConn(fd, 1)
+	defer p.Close()
+	p.SetSpin(time.Millisecond)
+	peer := int(b.Fd())
+	allocs := testing.AllocsPerRun(200, func() {
+		if _, err := unix.Write(peer, []byte{1, 2, 3}); err != nil {
+			t.Fatal(err)
+		}
+		if pkt, _, err := p.Recv(); err != nil || len(pkt) != 3 {
+			t.Fatalf("recv: %v %v", pkt, err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per packet", allocs)
+	}
+}
