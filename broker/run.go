@@ -131,12 +131,10 @@ func NewRunner(cfg Config) (*Runner, error) {
 		r.uids = newUIDPool(cfg.WorkerUIDBase, cfg.WorkerUIDCount)
 		r.cgroups = detectCgroups()
 		if cfg.WorkerUserns && len(cfg.Refuse) == 0 {
-			err := r.probeWorkerUserns()
-			r.workerUserns = err == nil
-			if err != nil {
-				if r.cfg.Log != nil {
-					fmt.Fprintf(r.cfg.Log, "rex-broker: workers get their user namespace from the broker: %v\n", err)
-				}
+			if err := r.probeWorkerUserns(); err == nil {
+				r.workerUserns = true
+			} else if cfg.Log != nil {
+				fmt.Fprintf(cfg.Log, "rex-broker: workers get their user namespace from the broker: %v\n", err)
 			}
 		}
 		if cfg.Pool > 0 && len(cfg.Refuse) == 0 {
