@@ -255,7 +255,9 @@ func (r *Runner) prepare() (*prepared, error) {
 	}
 	unix.CloseOnExec(fd)
 	p.pc = ipc.NewRawPacketConn(fd, 0)
-	p.pc.SetSpin(ipc.DefaultSpin)
+	// Poll for the worker's next request while this is the only run: a
+	// machine running several has no core to spare for it (SetSpin).
+	p.pc.SetSpin(ipc.DefaultSpin, func() bool { return r.running.Load() == 1 })
 	if r.cgroups != cgroupNone {
 		// Tell the janitor before the groups exist, so that a broker
 		// killed at any point after this leaves none it does not know of.

@@ -54,6 +54,7 @@ type PacketConn struct {
 	maxFD int
 
 	spin     time.Duration // SetSpin; 0: every Recv blocks at once
+	spinWhen func() bool   // SetSpin's condition; nil: always
 	lastWait time.Duration // how long the previous Recv waited
 
 	// The raw end's recvmsg header, over rbuf and oob (see recvRaw).
@@ -193,16 +194,17 @@ func (p *PacketConn) Send(b []byte, fd *os.File) error {
 	return err
 }
 
-// DefaultSpin is how long the raw ends in production poll for a packet
-// before they sleep. The broker answers a stat in 25–40 µs and a script's
-// loop comes back with its next call in 10–30 µs, but the tail (a
-// collection, a slow open) reaches past 100 µs: at 50 µs the polls missed
-// often enough to gain 4 %, at 200 µs a loop of fs.stat ran 6–12 % faster
+// DefaultSpin is how long the broker's raw ends poll for a packet before
+// they sleep. The broker answers a stat in 25–40 µs and a script's loop
+// comes back with its next call in 10–30 µs, but the tail (a collection, a
+// slow open) reaches past 100 µs: at 50 µs the polls missed often enough
+// to gain 4 %, at 200 µs a loop of fs.stat ran 6–12 % faster
 // (bench/RESULTS.md, sixth session).
 const DefaultSpin = 200 * time.Microsecond
 
 // SetSpin makes each Recv on a raw end poll for its packet, with
-// non-blocking recvmsg, for up to d before it blocks; 0 turns this off.
+// non-blocking recvmsg, for up to d before it blocks, while when (if not
+// nil) says the machine has room for it; d = 0 turns this off.
 //
 // Why: a blocked reader is woken through the scheduler, which on this
 // VM-hosted hardware costs the sender and the sleeper 5–10 µs each, half a
@@ -210,10 +212,15 @@ const DefaultSpin = 200 * time.Microsecond
 // asleep, so neither pays. The poll burns the reader's CPU instead, and is
 // made only when it is likely to pay: when the previous Recv waited no
 // longer than d. A peer that is busy for longer (a script computing, a
-// worker waiting for its script, an overloaded machine) makes the next
-// Recv block at once, so an idle end never polls.
-func (p *PacketConn) SetSpin(d time.Duration) {
-	p.spin = d
+// worker waiting for its script) makes the next Recv block at once, so an
+// idle end never polls. That alone does not keep a loaded machine from
+// polling, where the poller takes the CPU its peer needs: eight
+// concurrent loops of fs.stat through one daemon on two cores took 1.3–1.5
+// times as long with every end polling. So only the broker polls (a worker
+// cannot see the machine's load) and only while when holds: the broker's
+// is "this is the only run".
+func (p *PacketConn) SetSpin(d time.Duration, when func() bool) {
+	p.spin, p.spinWhen = d, when
 	p.lastWait = d + 1 // the first wait (for a script, a first call) blocks
 }
 
@@ -225,7 +232,7 @@ func (p *PacketConn) recvmsg() (n, oobn, flags int, err error) {
 	if p.spin > 0 {
 		start := time.Now()
 		defer func() { p.lastWait = time.Since(start) }()
-		if p.lastWait <= p.spin {
+		if p.lastWait <= p.spin && (p.spinWhen == nil || p.spinWhen()) {
 			for {
 				n, oobn, flags, err = p.recvRaw(unix.MSG_CMSG_CLOEXEC | unix.MSG_DONTWAIT)
 				switch {

@@ -243,7 +243,8 @@ func TestRawRecvSpin(t *testing.T) {
 	p := NewRawPacketConn(fd, 1)
 	defer p.Close()
 	const spin = 60 * time.Millisecond
-	p.SetSpin(spin)
+	polling := true
+	p.SetSpin(spin, func() bool { return polling })
 	f, err := os.Open("/proc/self/status")
 	if err != nil {
 		t.Fatal(err)
@@ -297,6 +298,12 @@ func TestRawRecvSpin(t *testing.T) {
 	if c := recv(150*time.Millisecond, false); c > spin/6 {
 		t.Errorf("Recv after a long wait burnt %v: it must block at once", c)
 	}
+	// Nor does it poll when its condition says no, even after a short wait.
+	polling = false
+	recv(0, false)
+	if c := recv(150*time.Millisecond, false); c > spin/6 {
+		t.Errorf("Recv with polling off burnt %v: it must block at once", c)
+	}
 	b.Close()
 	recv0 := func() error { _, _, err := p.Recv(); return err }
 	if err := recv0(); !errors.Is(err, io.EOF) {
@@ -316,7 +323,7 @@ func TestRawRecvAllocatesNothing(t *testing.T) {
 	a.Close()
 	p := NewRawPacketConn(fd, 1)
 	defer p.Close()
-	p.SetSpin(time.Millisecond)
+	p.SetSpin(time.Millisecond, nil)
 	peer := int(b.Fd())
 	allocs := testing.AllocsPerRun(200, func() {
 		if _, err := unix.Write(peer, []byte{1, 2, 3}); err != nil {

@@ -470,8 +470,9 @@ func Lockdown() (*ipc.Client, error) {
 	// Raw blocking I/O on fd 3: no runtime poller, so the worker's only
 	// descriptors are stdio and the broker socket.
 	unix.CloseOnExec(BrokerFD)
+	// It sleeps for every reply (no ipc.PacketConn.SetSpin): a worker
+	// cannot see how busy the machine is, and the broker's side polls.
 	pc := ipc.NewRawPacketConn(BrokerFD, ipc.MaxFDs)
-	pc.SetSpin(ipc.DefaultSpin)
 	if err := seccomp.Install(); err != nil {
 		return nil, fail(ExitSeccomp, "seccomp", err)
 	}
