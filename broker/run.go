@@ -106,8 +106,9 @@ type Runner struct {
 	ahead      atomic.Pointer[chan prepResult] // the worker of Prestart, until a run takes it
 	running    atomic.Int32                    // runs between take and the end of run
 	closed     atomic.Bool
-	// workerUserns: workers make their own user namespace (Config.WorkerUserns).
-	workerUserns bool
+	// workerUserns: workers make their own user namespace
+	// (Config.WorkerUserns); cleared for good when one could not.
+	workerUserns atomic.Bool
 }
 
 // NewRunner prepares a Runner. A root Runner uses per-run worker uids and
@@ -132,7 +133,7 @@ func NewRunner(cfg Config) (*Runner, error) {
 		r.cgroups = detectCgroups()
 		if cfg.WorkerUserns && len(cfg.Refuse) == 0 {
 			if err := r.probeWorkerUserns(); err == nil {
-				r.workerUserns = true
+				r.workerUserns.Store(true)
 			} else if cfg.Log != nil {
 				fmt.Fprintf(cfg.Log, "rex-broker: workers get their user namespace from the broker: %v\n", err)
 			}
@@ -149,7 +150,7 @@ func NewRunner(cfg Config) (*Runner, error) {
 
 // WorkerMakesUserns reports whether this Runner's workers make their own
 // user namespace (Config.WorkerUserns, and the probe passed).
-func (r *Runner) WorkerMakesUserns() bool { return r.workerUserns }
+func (r *Runner) WorkerMakesUserns() bool { return r.workerUserns.Load() }
 
 // Wait blocks until every run (and its cleanup) has finished.
 func (r *Runner) Wait() { r.active.Wait() }
@@ -240,7 +241,7 @@ func (r *Runner) prepare() (*prepared, error) {
 	if err != nil {
 		return fail(fmt.Errorf("socketpair: %w", err))
 	}
-	p.wp, err = startWorker(r.cfg.WorkerPath, p.uid, hostGID, r.privileged, r.workerUserns, workerEnd)
+	p.wp, err = startWorker(r.cfg.WorkerPath, p.uid, hostGID, r.privileged, r.workerUserns.Load(), workerEnd)
 	workerEnd.Close()
 	if err != nil {
 		brokerEnd.Close()
@@ -621,6 +622,13 @@ func (r *Runner) run(ctx context.Context, rn *run, job *Job) *ipc.Result {
 	case fr.err != nil:
 		res.Status, res.Error = ipc.StatusError, classifyCrash(waitErr, stderr, r.cfg.Limits)
 		rn.logf("worker ended without a result (%v): %s", waitErr, firstLines(stderr, 5))
+		if wp.cmd.ProcessState != nil && wp.cmd.ProcessState.ExitCode() == ipc.WorkerExitUserns &&
+			r.workerUserns.CompareAndSwap(true, false) {
+			// The host stopped allowing what the start-up probe saw (a
+			// sysctl, an LSM policy): the next workers get their user
+			// namespace from the broker, as on a host that never allowed it.
+			rn.logf("workers get their user namespace from the broker from now on")
+		}
 	default:
 		r.fillFromWorker(res, fr.wr)
 		if fr.wr.StdoutTruncated || len(fr.wr.Stdout) > r.cfg.Limits.StdoutBytes {

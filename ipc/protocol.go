@@ -51,6 +51,10 @@ const WorkerUsernsArg = "--userns"
 // down, which the broker's start-up probe of WorkerUsernsArg relies on.
 const WorkerExitStart = 79
 
+// WorkerExitUserns is rex-worker's exit code when it was started with
+// WorkerUsernsArg and its entry point could not make the namespaces.
+const WorkerExitUserns = 81
+
 // MsgType identifies a message on a stream (client↔broker and worker stdio).
 type MsgType uint8
 

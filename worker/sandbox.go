@@ -19,17 +19,17 @@ import (
 // maps any of them to an internal error; they tell an operator which layer
 // failed. A script's own failure is reported in the WorkerResult, exit 0.
 const (
-	ExitUsage    = 70                  // not started the way the broker starts it (argv, env, pid 1)
-	ExitRoot     = 71                  // making the empty root (mounts, pivot_root)
-	ExitLimits   = 72                  // hostname, rlimits, the inherited descriptors
-	ExitPrivs    = 73                  // capabilities, securebits, no_new_privs, dumpable
-	ExitLandlock = 74                  // Landlock is present but could not be applied
-	ExitPosture  = 76                  // the lock-down check found a gap (75 was the retired re-exec)
-	ExitSocket   = 77                  // wrapping the broker socket
-	ExitSeccomp  = 78                  // installing the seccomp filter
-	ExitStart    = ipc.WorkerExitStart // reading the Start frame
-	ExitResult   = 80                  // writing the WorkerResult frame
-	ExitUserns   = 81                  // making its own user namespace (--userns) at the entry point
+	ExitUsage    = 70                   // not started the way the broker starts it (argv, env, pid 1)
+	ExitRoot     = 71                   // making the empty root (mounts, pivot_root)
+	ExitLimits   = 72                   // hostname, rlimits, the inherited descriptors
+	ExitPrivs    = 73                   // capabilities, securebits, no_new_privs, dumpable
+	ExitLandlock = 74                   // Landlock is present but could not be applied
+	ExitPosture  = 76                   // the lock-down check found a gap (75 was the retired re-exec)
+	ExitSocket   = 77                   // wrapping the broker socket
+	ExitSeccomp  = 78                   // installing the seccomp filter
+	ExitStart    = ipc.WorkerExitStart  // reading the Start frame
+	ExitResult   = 80                   // writing the WorkerResult frame
+	ExitUserns   = ipc.WorkerExitUserns // making its own user namespace (--userns) at the entry point
 )
 
 // BrokerFD is the worker's end of the socketpair, set up by the broker.
