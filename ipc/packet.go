@@ -198,7 +198,7 @@ func (p *PacketConn) Send(b []byte, fd *os.File) error {
 // they sleep. The broker answers a stat in 25–40 µs and a script's loop
 // comes back with its next call in 10–30 µs, but the tail (a collection, a
 // slow open) reaches past 100 µs: at 50 µs the polls missed often enough
-// to gain 4 %, at 200 µs a loop of fs.stat ran 6–12 % faster
+// to gain 4 %, at 200 µs a loop of fs.stat ran 5–17 % faster
 // (bench/RESULTS.md, sixth session).
 const DefaultSpin = 200 * time.Microsecond
 
@@ -279,7 +279,8 @@ func (p *PacketConn) recvRaw(flags int) (n, oobn, recvflags int, err error) {
 	return int(r), int(p.msg.Controllen), int(p.msg.Flags), nil
 }
 
-// eofOnEmpty: the peer closed, for a seqpacket socket reads 0 bytes.
+// eofOnEmpty is io.EOF for an empty read: a seqpacket socket reads 0 bytes
+// once its peer has closed.
 func eofOnEmpty(n, oobn int) error {
 	if n == 0 && oobn == 0 {
 		return io.EOF
