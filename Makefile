@@ -30,11 +30,14 @@ deps:
 # On amd64 the worker's entry point is its own (cmd/rex-worker/entry_amd64.s):
 # it sets what every thread inherits before the Go runtime starts one.
 WORKER_LDFLAGS = $(if $(filter amd64,$(shell $(GO) env GOARCH)),-ldflags=-E=main.rexEntry)
+# The client's too (cmd/rex-exec/entry_thin_amd64.s): it re-executes a
+# standalone run into the engine before the Go runtime starts.
+CLIENT_LDFLAGS = $(if $(filter amd64,$(shell $(GO) env GOARCH)),-ldflags=-E=main.rexExecEntry)
 
 build: deps
 	@mkdir -p $(BIN)
 	$(GO) build -tags $(TAGS) -o $(BIN)/ ./cmd/rex-broker ./cmd/rex-policy
-	$(GO) build -tags $(TAGS),rexthin -o $(BIN)/rex-exec ./cmd/rex-exec
+	$(GO) build -tags $(TAGS),rexthin $(CLIENT_LDFLAGS) -o $(BIN)/rex-exec ./cmd/rex-exec
 	$(GO) build -tags $(TAGS) -o $(BIN)/rex-exec-standalone ./cmd/rex-exec
 	CGO_ENABLED=0 $(GO) build -tags $(TAGS) $(WORKER_LDFLAGS) -o $(BIN)/rex-worker ./cmd/rex-worker
 

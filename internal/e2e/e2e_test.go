@@ -630,4 +630,34 @@ func TestClientHandsStandaloneToEngine(t *testing.T) {
 	if string(o.res.Output) != `"hi"` {
 		t.Fatalf("output %s", o.res.Output)
 	}
+
+	// As installed (make install): the client in bin, the engine and the
+	// worker in libexec/rex. On amd64 the client's entry point hands over
+	// before its Go runtime starts, so one runtime starts, the engine's
+	// (GODEBUG reaches the client and the engine, never the worker).
+	prefix, err := os.MkdirTemp("", "rex-prefix-") // the worker's uid must reach libexec
+	must(t, err)
+	t.Cleanup(func() { os.RemoveAll(prefix) })
+	must(t, os.Chmod(prefix, 0o755))
+	for name, dir := range map[string]string{"rex-exec": "bin", "rex-exec-standalone": "libexec/rex", "rex-worker": "libexec/rex"} {
+		b, err := os.ReadFile(filepath.Join(bin, name))
+		must(t, err)
+		must(t, os.MkdirAll(filepath.Join(prefix, dir), 0o755))
+		must(t, os.WriteFile(filepath.Join(prefix, dir, name), b, 0o755))
+	}
+	for _, flags := range [][]string{{"--policy", f.policy}, {"-policy=" + f.policy}} {
+		cmd := exec.Command(filepath.Join(prefix, "bin", "rex-exec"), append(flags, "--output", "json", "-")...)
+		cmd.Stdin = strings.NewReader(`"hi"`)
+		cmd.Env = append(os.Environ(), "GODEBUG=inittrace=1")
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		_ = cmd.Run()
+		var res ipc.Result
+		if err := json.Unmarshal(out.Bytes(), &res); err != nil || res.Status != ipc.StatusSuccess || string(res.Output) != `"hi"` {
+			t.Fatalf("%v as installed: %s %s", flags, out.String(), errb.String())
+		}
+		if n := strings.Count(errb.String(), "init runtime @"); runtime.GOARCH == "amd64" && n != 1 {
+			t.Errorf("%v: %d Go runtimes started, want 1 (the engine's): the client did not hand over at its entry point", flags, n)
+		}
+	}
 }
