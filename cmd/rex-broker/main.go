@@ -188,7 +188,11 @@ func run(argv []string) int {
 	} else {
 		defer os.Remove(*socket)
 	}
-	logf("serving on %s with %d policies from %s", where, ps.Len(), *policyDir)
+	spawn := ""
+	if runner.WorkerMakesUserns() {
+		spawn = "; workers make their own user namespace"
+	}
+	logf("serving on %s with %d policies from %s%s", where, ps.Len(), *policyDir, spawn)
 
 	// One reload at a time: SIGHUP and the watch may fire together.
 	var reloadMu sync.Mutex
