@@ -393,10 +393,17 @@ func (d *bdec) float() (float64, error) {
 		return math.Float64frombits(d.uintN(8)), nil
 	}
 	n, neg, err := d.integer()
-	if neg {
-		return -float64(n), err
+	switch {
+	case err != nil:
+		return 0, err
+	case neg:
+		return -float64(n), nil
+	case n > math.MaxInt64:
+		// A uint64 above int64's range: vmihailenco reads it as a negative
+		// int64 first, a value no encoder meant; refuse it (a fuzz find).
+		return 0, fmt.Errorf("integer out of range for float64 at offset %d", d.off)
 	}
-	return float64(n), err
+	return float64(n), nil
 }
 
 // strTemp reads a str (not nil) without copying it.
