@@ -189,23 +189,34 @@ func TestRawPacketConn(t *testing.T) {
 	}
 }
 
-// A raw end honours deadlines (SO_RCVTIMEO) and Shutdown wakes a reader
-// blocked in recvmsg.
-func TestRawDeadlineAndShutdown(t *testing.T) {
+// rawPair is a raw end taking up to maxFDs descriptors and its peer, a
+// plain *os.File, both closed when the test ends.
+func rawPair(t *testing.T, maxFDs int) (*PacketConn, *os.File) {
+	t.Helper()
 	a, b, err := SocketPair()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
-	fd, _ := unix.Dup(int(a.Fd()))
+	t.Cleanup(func() { b.Close() })
+	fd, err := unix.Dup(int(a.Fd()))
 	a.Close()
-	p := NewRawPacketConn(fd, 0)
-	defer p.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := NewRawPacketConn(fd, maxFDs)
+	t.Cleanup(func() { p.Close() })
+	return p, b
+}
+
+// A raw end honours deadlines (SO_RCVTIMEO) and Shutdown wakes a reader
+// blocked in recvmsg.
+func TestRawDeadlineAndShutdown(t *testing.T) {
+	p, _ := rawPair(t, 0)
 	if err := p.SetReadDeadline(time.Now().Add(50 * time.Millisecond)); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	_, _, err = p.Recv()
+	_, _, err := p.Recv()
 	if !errors.Is(err, os.ErrDeadlineExceeded) || time.Since(start) > time.Second {
 		t.Fatalf("recv past deadline: %v after %v", err, time.Since(start))
 	}
@@ -233,15 +244,7 @@ func TestRawDeadlineAndShutdown(t *testing.T) {
 func TestRawRecvSpin(t *testing.T) {
 	runtime.LockOSThread() // RUSAGE_THREAD must be this goroutine's
 	defer runtime.UnlockOSThread()
-	a, b, err := SocketPair()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	fd, _ := unix.Dup(int(a.Fd()))
-	a.Close()
-	p := NewRawPacketConn(fd, 1)
-	defer p.Close()
+	p, b := rawPair(t, 1)
 	const spin = 60 * time.Millisecond
 	polling := true
 	p.SetSpin(spin, func() bool { return polling })
@@ -314,15 +317,7 @@ func TestRawRecvSpin(t *testing.T) {
 // A raw end receives without allocating: a polling Recv makes many tries
 // per packet, and each would otherwise allocate the peer's address.
 func TestRawRecvAllocatesNothing(t *testing.T) {
-	a, b, err := SocketPair()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	fd, _ := unix.Dup(int(a.Fd()))
-	a.Close()
-	p := NewRawPacketConn(fd, 1)
-	defer p.Close()
+	p, b := rawPair(t, 1)
 	p.SetSpin(time.Millisecond, nil)
 	peer := int(b.Fd())
 	allocs := testing.AllocsPerRun(200, func() {
