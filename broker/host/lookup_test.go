@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rex-sh/rex/internal/testutil"
 )
 
 func TestLookupKinds(t *testing.T) {
@@ -448,12 +450,12 @@ func TestDescribe(t *testing.T) {
 
 	// A plain file or directory is described by name: no descriptor stays
 	// open, and no operation works on what no descriptor pins.
-	before := openFDs(t)
+	before := testutil.OpenFDs(t)
 	o, err := f.Describe(d+"/dir/file", false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := openFDs(t); n != before {
+	if n := testutil.OpenFDs(t); n != before {
 		t.Errorf("Describe of a file holds %d descriptors", n-before)
 	}
 	if _, err := o.ReadAll(100); !errors.Is(err, os.ErrClosed) {
@@ -478,14 +480,6 @@ func TestDescribe(t *testing.T) {
 	}
 }
 
-func openFDs(t *testing.T) int {
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
-}
-
 // LookupToRead holds only the parent of a plain file, reads it by name, and
 // refuses a file that is not what was looked up: another inode, or the same
 // inode number with another owner or mode (a reused number).
@@ -501,12 +495,12 @@ func TestLookupToRead(t *testing.T) {
 	t.Cleanup(func() { unix.Unmount(d+"/target", unix.MNT_DETACH) })
 	f := newFS(t)
 
-	before := openFDs(t)
+	before := testutil.OpenFDs(t)
 	o, err := f.LookupToRead(d+"/f", false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := openFDs(t); n != before+1 {
+	if n := testutil.OpenFDs(t); n != before+1 {
 		t.Errorf("LookupToRead of a file holds %d descriptors, want 1 (its parent)", n-before)
 	}
 	if data, err := o.ReadAll(100); err != nil || string(data) != "content" {
