@@ -11,6 +11,18 @@
 	XORQ	R8, R8; \
 	SYSCALL
 
+// WRITEMAP(step, id, path) is one id map's step of rexEntry: it writes
+// "0 <id> 1" to the map file at path, and on failure jumps to usernsFailed
+// with the step in R12 and minus the errno in AX.
+#define WRITEMAP(step, id, path) \
+	MOVQ	step, R12; \
+	MOVQ	id, AX; \
+	CALL	·mapLine(SB); \
+	LEAQ	path, DI; \
+	CALL	·writeProc(SB); \
+	CMPQ	AX, $0; \
+	JNE	usernsFailed
+
 // func rexEntry()
 //
 // The worker's ELF entry point (the build links it with -E main.rexEntry;
@@ -80,21 +92,8 @@ TEXT ·rexEntry(SB),NOSPLIT|NOFRAME,$0
 	CMPQ	AX, $0
 	JNE	usernsFailed
 
-	MOVQ	$3, R12			// step 3
-	MOVQ	BX, AX
-	CALL	·mapLine(SB)
-	LEAQ	·uidMapPath(SB), DI
-	CALL	·writeProc(SB)
-	CMPQ	AX, $0
-	JNE	usernsFailed
-
-	MOVQ	$4, R12			// step 4
-	MOVQ	R9, AX
-	CALL	·mapLine(SB)
-	LEAQ	·gidMapPath(SB), DI
-	CALL	·writeProc(SB)
-	CMPQ	AX, $0
-	JNE	usernsFailed
+	WRITEMAP($3, BX, ·uidMapPath(SB))	// step 3: "0 <uid> 1" > uid_map
+	WRITEMAP($4, R9, ·gidMapPath(SB))	// step 4: "0 <gid> 1" > gid_map
 	MOVL	$1, ·entryUserns(SB)
 	JMP	lockdown
 
