@@ -107,7 +107,7 @@ func (s *session) reply(req *ipc.Request, body any, fd *os.File, herr error) err
 	if fd != nil {
 		defer fd.Close()
 	}
-	r := ipc.Response{ID: req.ID}
+	r := ipc.Response{ID: req.ID, Poll: s.pc.Polls()}
 	if herr != nil {
 		var e *ipc.Error
 		if !errors.As(herr, &e) {

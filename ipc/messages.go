@@ -76,7 +76,10 @@ type Request struct {
 }
 
 // Response answers the Request with the same ID. FDs says how many
-// descriptors ride along in SCM_RIGHTS (0 or 1).
+// descriptors ride along in SCM_RIGHTS (0 or 1). Poll says the broker polls
+// for the worker's next request (it serves this run alone, so the machine
+// has a core for each side): the worker may then poll for its next reply
+// too (Client.PollWithBroker). It is a hint about load, never a grant.
 type Response struct {
 	ID      uint32  `msgpack:"id"`
 	Code    Code    `msgpack:"code"`
@@ -84,6 +87,7 @@ type Response struct {
 	Denial  *Denial `msgpack:"denial"`
 	Body    []byte  `msgpack:"body"`
 	FDs     int     `msgpack:"fds"`
+	Poll    bool    `msgpack:"poll"`
 }
 
 // PathReq names one object. Paths are absolute; the broker canonicalises

@@ -194,8 +194,8 @@ func (p *PacketConn) Send(b []byte, fd *os.File) error {
 	return err
 }
 
-// DefaultSpin is how long the broker's raw ends poll for a packet before
-// they sleep. The broker answers a stat in 25–40 µs and a script's loop
+// DefaultSpin is how long a raw end polls for a packet before it sleeps:
+// the broker's for a request, the worker's for a reply (Client.PollWithBroker). The broker answers a stat in 25–40 µs and a script's loop
 // comes back with its next call in 10–30 µs, but the tail (a collection, a
 // slow open) reaches past 100 µs: at 50 µs the polls missed often enough
 // to gain 4 %, at 200 µs a loop of fs.stat ran 5–17 % faster
@@ -216,12 +216,19 @@ const DefaultSpin = 200 * time.Microsecond
 // idle end never polls. That alone does not keep a loaded machine from
 // polling, where the poller takes the CPU its peer needs: eight
 // concurrent loops of fs.stat through one daemon on two cores took 1.3–1.5
-// times as long with every end polling. So only the broker polls (a worker
-// cannot see the machine's load) and only while when holds: the broker's
-// is "this is the only run".
+// times as long with every end polling. So each end polls only while when
+// holds: the broker's is "this is the only run", and the worker's (which
+// cannot see the machine's load) is "the broker's last reply said it
+// polls" (Response.Poll, from Polls).
 func (p *PacketConn) SetSpin(d time.Duration, when func() bool) {
 	p.spin, p.spinWhen = d, when
 	p.lastWait = d + 1 // the first wait (for a script, a first call) blocks
+}
+
+// Polls reports whether SetSpin's condition holds now: the broker puts it
+// in each Response (Poll) so that the worker polls only alongside it.
+func (p *PacketConn) Polls() bool {
+	return p.c == nil && p.spin > 0 && (p.spinWhen == nil || p.spinWhen())
 }
 
 func (p *PacketConn) recvmsg() (n, oobn, flags int, err error) {

@@ -263,11 +263,6 @@ func TestRawRecvSpin(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	threadCPU := func() time.Duration {
-		var ru unix.Rusage
-		_ = unix.Getrusage(unix.RUSAGE_THREAD, &ru)
-		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	}
 	// recv waits for a packet sent after the given delay (0: already
 	// there) and returns the CPU time the wait took on this thread.
 	recv := func(after time.Duration, withFD bool) time.Duration {
@@ -312,6 +307,82 @@ func TestRawRecvSpin(t *testing.T) {
 	if err := recv0(); !errors.Is(err, io.EOF) {
 		t.Fatalf("after close: %v, want EOF", err)
 	}
+}
+
+// threadCPU is the CPU time of the calling thread so far: a test that
+// measures it locks its goroutine to the thread first.
+func threadCPU() time.Duration {
+	var ru unix.Rusage
+	_ = unix.Getrusage(unix.RUSAGE_THREAD, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// A Client polls for a reply only while the broker's last reply said the
+// broker polls too (Response.Poll), and only after a short wait.
+func TestClientPollsWithBroker(t *testing.T) {
+	runtime.LockOSThread() // RUSAGE_THREAD must be this goroutine's
+	defer runtime.UnlockOSThread()
+	p, b := rawPair(t, MaxFDs)
+	const spin = 60 * time.Millisecond
+	c := NewClient(p)
+	c.PollWithBroker(spin)
+	type answer struct {
+		after time.Duration
+		poll  bool
+	}
+	answers := make(chan answer)
+	brokerDone := make(chan struct{})
+	go func() { // the broker: answer each request as told
+		defer close(brokerDone)
+		buf := make([]byte, MaxPacket)
+		for a := range answers {
+			n, err := unix.Read(int(b.Fd()), buf)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			var req Request
+			if err := Unmarshal(buf[:n], &req); err != nil {
+				t.Error(err)
+				return
+			}
+			time.Sleep(a.after)
+			pkt, _ := Marshal(&Response{ID: req.ID, Code: CodeOK, Poll: a.poll})
+			if _, err := unix.Write(int(b.Fd()), pkt); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	// call makes one call answered after the given delay with the given
+	// hint, and returns the CPU time the call took on this thread.
+	call := func(after time.Duration, poll bool) time.Duration {
+		t.Helper()
+		answers <- answer{after, poll}
+		c0 := threadCPU()
+		if _, err := c.Call(OpStat, &PathReq{Path: "/"}, nil); err != nil {
+			t.Fatalf("call: %v", err)
+		}
+		return threadCPU() - c0
+	}
+	call(0, true) // a first wait always blocks
+	call(0, true) // a short wait, and the broker polls
+	if used := call(150*time.Millisecond, false); used < spin/6 {
+		t.Errorf("the broker polls and the last wait was short, yet the call burnt only %v: it must poll for up to %v", used, spin)
+	}
+	call(0, false) // a short wait, but the broker no longer polls
+	if used := call(150*time.Millisecond, true); used > spin/6 {
+		t.Errorf("the broker's last reply said it does not poll, yet the call burnt %v: it must sleep at once", used)
+	}
+	call(0, true)
+	if used := call(150*time.Millisecond, true); used < spin/6 {
+		t.Errorf("the broker polls again, yet the call burnt only %v", used)
+	}
+	if used := call(150*time.Millisecond, true); used > spin/6 {
+		t.Errorf("after a wait longer than the poll the call burnt %v: it must sleep at once", used)
+	}
+	close(answers)
+	<-brokerDone
 }
 
 // A raw end receives without allocating: a polling Recv makes many tries

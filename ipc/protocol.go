@@ -16,7 +16,9 @@ import (
 //	    on the worker socketpair.
 //	2 — the remaining file operations (9–18) and the process, network,
 //	    system and systemd operations (100–401).
-const Version = 2
+//	3 — Response.poll: the broker says it polls for the next request, and
+//	    the worker may then poll for its reply.
+const Version = 3
 
 // Caps. Every length is checked against its cap before anything is
 // allocated for it.

@@ -470,13 +470,16 @@ func Lockdown() (*ipc.Client, error) {
 	// Raw blocking I/O on fd 3: no runtime poller, so the worker's only
 	// descriptors are stdio and the broker socket.
 	unix.CloseOnExec(BrokerFD)
-	// It sleeps for every reply (no ipc.PacketConn.SetSpin): a worker
-	// cannot see how busy the machine is, and the broker's side polls.
+	// It polls for a reply only while the broker says it polls too
+	// (ipc.Client.PollWithBroker): a worker cannot see how busy the
+	// machine is.
 	pc := ipc.NewRawPacketConn(BrokerFD, ipc.MaxFDs)
 	if err := seccomp.Install(); err != nil {
 		return nil, fail(ExitSeccomp, "seccomp", err)
 	}
-	return ipc.NewClient(pc), nil
+	c := ipc.NewClient(pc)
+	c.PollWithBroker(ipc.DefaultSpin)
+	return c, nil
 }
 
 func checkPosture() error {
