@@ -31,8 +31,6 @@ func main() {
 	target := flag.Float64("target", 1.5, "target ratio rex/floor")
 	flag.Parse()
 
-	floor := median(repeat(*runs, func() time.Duration { return floorRun(*n) })) / time.Duration(*n)
-
 	dir, err := os.MkdirTemp("", "rex-opcost-")
 	check(err)
 	defer os.RemoveAll(dir)
@@ -42,9 +40,16 @@ func main() {
 	check(os.WriteFile(empty, []byte("1\n"), 0o644))
 	loop := filepath.Join(dir, "loop.risor")
 	check(os.WriteFile(loop, []byte(fmt.Sprintf("for i := 0; i < %d; i++ { fs.stat(%q) }\n1\n", *n, dir)), 0o644))
-	base := median(repeat(*runs, func() time.Duration { return timeCmd(*rex, "--policy", pol, empty) }))
-	full := median(repeat(*runs, func() time.Duration { return timeCmd(*rex, "--policy", pol, loop) }))
-	per := (full - base) / time.Duration(*n)
+	var floors, bases, fulls []time.Duration
+	for range *runs {
+		// Interleaved, so that the machine's drift (this VM's speed moves
+		// by a fifth within minutes) hits the floor and rex alike.
+		floors = append(floors, floorRun(*n))
+		bases = append(bases, timeCmd(*rex, "--policy", pol, empty))
+		fulls = append(fulls, timeCmd(*rex, "--policy", pol, loop))
+	}
+	floor := median(floors) / time.Duration(*n)
+	per := (median(fulls) - median(bases)) / time.Duration(*n)
 	ratio := float64(per) / float64(floor)
 	verdict := "PASS"
 	if ratio > *target {
@@ -117,14 +122,6 @@ func timeCmd(argv ...string) time.Duration {
 		os.Exit(1)
 	}
 	return time.Since(start)
-}
-
-func repeat(n int, f func() time.Duration) []time.Duration {
-	var d []time.Duration
-	for i := 0; i < n; i++ {
-		d = append(d, f())
-	}
-	return d
 }
 
 func median(d []time.Duration) time.Duration {
