@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -84,6 +85,13 @@ type Config struct {
 	// on this host: unprivileged user namespaces allowed, amd64. Otherwise
 	// the broker makes the namespace as before, and logs why.
 	WorkerUserns bool
+	// WorkerUsernsEach is WorkerUserns without the probe, for a Runner of
+	// one run (standalone rex-exec as root), where a probe worker would
+	// cost more than the cheaper start saves: where the host's sysctls
+	// allow unprivileged user namespaces, each worker is checked before a
+	// run gets it, and one that could not make its namespace is replaced
+	// by one the broker makes it for (and so are the next).
+	WorkerUsernsEach bool
 }
 
 // ErrShutdown is the cancellation cause of runs the daemon kills at the
@@ -131,7 +139,11 @@ func NewRunner(cfg Config) (*Runner, error) {
 	if r.privileged {
 		r.uids = newUIDPool(cfg.WorkerUIDBase, cfg.WorkerUIDCount)
 		r.cgroups = detectCgroups()
-		if cfg.WorkerUserns && len(cfg.Refuse) == 0 {
+		switch {
+		case len(cfg.Refuse) > 0:
+		case cfg.WorkerUsernsEach:
+			r.workerUserns.Store(runtime.GOARCH == "amd64" && unprivilegedUserns("/proc/sys"))
+		case cfg.WorkerUserns:
 			if err := r.probeWorkerUserns(); err == nil {
 				r.workerUserns.Store(true)
 			} else if cfg.Log != nil {
@@ -217,6 +229,9 @@ type prepared struct {
 	cg   *cgroup
 	dirs []string // cgroup directories announced to OnCgroup
 	uid  uint32
+	// checkUserns: the worker was to make its own user namespace, which
+	// take checks before a run gets it (Config.WorkerUsernsEach).
+	checkUserns bool
 }
 
 // errCapacity marks a refusal for lack of worker uids.
@@ -241,12 +256,14 @@ func (r *Runner) prepare() (*prepared, error) {
 	if err != nil {
 		return fail(fmt.Errorf("socketpair: %w", err))
 	}
-	p.wp, err = startWorker(r.cfg.WorkerPath, p.uid, hostGID, r.privileged, r.workerUserns.Load(), workerEnd)
+	userns := r.workerUserns.Load()
+	p.wp, err = startWorker(r.cfg.WorkerPath, p.uid, hostGID, r.privileged, userns, workerEnd)
 	workerEnd.Close()
 	if err != nil {
 		brokerEnd.Close()
 		return fail(err)
 	}
+	p.checkUserns = userns && r.cfg.WorkerUsernsEach
 	// The broker's end is raw: see ipc.PacketConn. The descriptor moves
 	// out of the *os.File so that only pc owns and closes it.
 	fd, err := unix.Dup(int(brokerEnd.Fd()))
@@ -307,6 +324,29 @@ func (p *prepared) release(r *Runner) {
 // starting the replacement does not compete for the CPU with the script
 // the run is waiting for.
 func (r *Runner) take() (p *prepared, refill bool, err error) {
+	p, refill, err = r.takeOne()
+	if err != nil || !p.checkUserns {
+		return p, refill, err
+	}
+	// Checked here rather than as it starts: by now (the policy parsed)
+	// its entry point is long done, where a check at the start would
+	// wait for it (Config.WorkerUsernsEach).
+	if err := workerMadeUserns(p.wp, 5*time.Second); err != nil {
+		p.release(r)
+		if !errors.Is(err, errNoWorkerUserns) {
+			return nil, false, err
+		}
+		r.workerUserns.Store(false)
+		if r.cfg.Log != nil {
+			fmt.Fprintf(r.cfg.Log, "rex: workers get their user namespace from the broker: %v\n", err)
+		}
+		p, err = r.prepare()
+		return p, false, err
+	}
+	return p, refill, nil
+}
+
+func (r *Runner) takeOne() (p *prepared, refill bool, err error) {
 	if ch := r.ahead.Swap(nil); ch != nil {
 		res := <-*ch
 		return res.p, false, res.err

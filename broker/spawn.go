@@ -191,6 +191,77 @@ func readCapped(r io.Reader, max int) []byte {
 	return b
 }
 
+// unprivilegedUserns reports whether the sysctls under procSys (normally
+// /proc/sys) leave unprivileged processes their user namespaces: not
+// turned off (Debian's unprivileged_userns_clone, max_user_namespaces 0)
+// nor stripped of capabilities (Ubuntu's AppArmor restriction). A worker
+// that tried on such a host would only fail its check (Config.WorkerUsernsEach)
+// and cost a second start; a setting read wrong costs just that.
+func unprivilegedUserns(procSys string) bool {
+	for _, c := range []struct{ file, refuses string }{
+		{"kernel/unprivileged_userns_clone", "0"},
+		{"user/max_user_namespaces", "0"},
+		{"kernel/apparmor_restrict_unprivileged_userns", "1"},
+	} {
+		if b, err := readSysFile(filepath.Join(procSys, c.file)); err == nil && strings.TrimSpace(string(b)) == c.refuses {
+			return false
+		}
+	}
+	return true
+}
+
+// errNoWorkerUserns is a worker that could not make its own user
+// namespace (ipc.WorkerExitUserns).
+var errNoWorkerUserns = errors.New("a worker could not make its own")
+
+// workerMadeUserns waits until wp, started to make its own user namespace
+// (Config.WorkerUsernsEach), has made it and written its id maps, or has
+// exited. Its entry point does that within microseconds of the exec, so
+// this rarely waits: the namespace differs from the broker's and the gid
+// map (written last) is there. A worker that exited (or cannot be checked)
+// is reaped here; one that exited as ipc.WorkerExitUserns gives
+// errNoWorkerUserns.
+func workerMadeUserns(wp *workerProc, limit time.Duration) error {
+	pid := wp.cmd.Process.Pid
+	own, err := os.Readlink("/proc/self/ns/user")
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(limit)
+	for {
+		// Exited? WNOWAIT leaves it to be reaped by killWait; the kernel
+		// zeroes info when no child of that pid has exited.
+		var info unix.Siginfo
+		if err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil); err != nil || info.Signo != 0 {
+			killWait(wp)
+			if wp.cmd.ProcessState.ExitCode() == ipc.WorkerExitUserns {
+				return errNoWorkerUserns
+			}
+			return fmt.Errorf("worker exited at start: %v", wp.cmd.ProcessState)
+		}
+		// A zombie keeps its credentials, and so this link: the check
+		// for exit comes first.
+		theirs, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/user", pid))
+		if err != nil {
+			killWait(wp)
+			return fmt.Errorf("worker's user namespace: %w", err)
+		}
+		if theirs != own {
+			if m, err := os.ReadFile(fmt.Sprintf("/proc/%d/gid_map", pid)); err == nil && len(m) > 0 {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			killWait(wp)
+			return fmt.Errorf("worker made no user namespace within %v", limit)
+		}
+		// Sleep, not poll: the worker needs the CPU to get there. And
+		// not time.Sleep, whose timers shorter than a millisecond wake
+		// no sooner than the runtime's next millisecond tick.
+		_ = unix.Nanosleep(&unix.Timespec{Nsec: 50_000}, nil)
+	}
+}
+
 // probeWorkerUserns starts one worker that makes its own user namespace
 // (startWorker's workerUserns) and gives it no script: it gets through its
 // whole lock-down, finds its stdin closed and exits with worker.ExitStart.
@@ -229,5 +300,5 @@ func (r *Runner) probeWorkerUserns() error {
 	if msg == "" {
 		msg = fmt.Sprint(err)
 	}
-	return fmt.Errorf("a worker could not make its own: %s", msg)
+	return fmt.Errorf("%w: %s", errNoWorkerUserns, msg)
 }

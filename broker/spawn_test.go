@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -89,4 +90,124 @@ func TestWorkerUsernsFallsBackAtRun(t *testing.T) {
 	if r.WorkerMakesUserns() || !strings.Contains(log.String(), "workers get their user namespace from the broker from now on") {
 		t.Errorf("still WorkerMakesUserns %v after exit %d; result %+v %+v; log: %s", r.WorkerMakesUserns(), ipc.WorkerExitUserns, res, res.Error, log)
 	}
+}
+
+// A root Runner of one run (standalone rex-exec) lets its worker make its
+// own user namespace without a probe, and checks that it did before the run
+// gets it: the worker runs with ipc.WorkerUsernsArg, in a user namespace
+// that is not the broker's, and the run succeeds.
+func TestWorkerUsernsEach(t *testing.T) {
+	testutil.RequireRoot(t)
+	if runtime.GOARCH != "amd64" || !unprivilegedUserns("/proc/sys") {
+		testutil.Skip(t, "the worker makes its own user namespace on amd64 hosts that allow it only")
+	}
+	r, err := NewRunner(Config{WorkerPath: filepath.Join(testutil.Binaries(t), "rex-worker"), WorkerUsernsEach: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Wait()
+	defer r.Close()
+	if !r.WorkerMakesUserns() {
+		t.Fatal("WorkerUsernsEach on a host that allows it: the broker makes the namespace")
+	}
+	r.Prestart()
+	p, _, err := r.take()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(p.wp.cmd.Args, ipc.WorkerUsernsArg) {
+		t.Errorf("worker started as %q", p.wp.cmd.Args)
+	}
+	own, _ := os.Readlink("/proc/self/ns/user")
+	theirs, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/user", p.wp.cmd.Process.Pid))
+	if err != nil || theirs == own {
+		t.Errorf("taken worker's user namespace %q (%v), the broker's %q", theirs, err, own)
+	}
+	p.release(r)
+	res := r.Run(context.Background(), &Job{Principal: authz.Principal{Name: "u", UID: 1000}, Policies: emptyPolicy(t),
+		Script: []byte(`1 + 1`), ScriptName: "s", Args: []byte(`{}`)})
+	if res.Status != ipc.StatusSuccess || string(res.Output) != "2" {
+		t.Fatalf("run: %+v %+v", res, res.Error)
+	}
+}
+
+// A worker that cannot make its user namespace where the sysctls said it
+// could (here a stand-in that exits as such a worker does, and otherwise
+// runs the real worker) is replaced before the run gets it by one the
+// broker makes the namespace for: the run succeeds, and so do the next.
+func TestWorkerUsernsEachFallsBack(t *testing.T) {
+	testutil.RequireRoot(t)
+	if runtime.GOARCH != "amd64" || !unprivilegedUserns("/proc/sys") {
+		testutil.Skip(t, "the worker makes its own user namespace on amd64 hosts that allow it only")
+	}
+	dir, err := os.MkdirTemp("", "rex-fake-worker-") // the worker's uid must reach it
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	fake := filepath.Join(dir, "rex-worker")
+	script := fmt.Sprintf("#!/bin/sh\nfor a; do if [ \"$a\" = %s ]; then echo 'rex-worker: user namespace: refused' >&2; exit %d; fi; done\nexec %s \"$@\"\n",
+		ipc.WorkerUsernsArg, ipc.WorkerExitUserns, filepath.Join(testutil.Binaries(t), "rex-worker"))
+	if err := os.WriteFile(fake, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	log := &testutil.SyncBuffer{}
+	r, err := NewRunner(Config{WorkerPath: fake, Log: log, WorkerUsernsEach: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Wait()
+	defer r.Close()
+	r.Prestart()
+	for i := 0; i < 2; i++ {
+		res := r.Run(context.Background(), &Job{Principal: authz.Principal{Name: "u", UID: 1000}, Policies: emptyPolicy(t),
+			Script: []byte(`1 + 1`), ScriptName: "s", Args: []byte(`{}`)})
+		if res.Status != ipc.StatusSuccess || string(res.Output) != "2" {
+			t.Fatalf("run %d: %+v %+v; log: %s", i, res, res.Error, log)
+		}
+	}
+	if r.WorkerMakesUserns() || strings.Count(log.String(), "workers get their user namespace from the broker: a worker could not make its own") != 1 {
+		t.Errorf("WorkerMakesUserns %v after a worker exited %d; log: %s", r.WorkerMakesUserns(), ipc.WorkerExitUserns, log)
+	}
+}
+
+// The sysctls that take unprivileged user namespaces away, each alone.
+func TestUnprivilegedUsernsSysctls(t *testing.T) {
+	for _, c := range []struct {
+		files map[string]string
+		want  bool
+	}{
+		{map[string]string{}, true},
+		{map[string]string{"user/max_user_namespaces": "96364\n", "kernel/unprivileged_userns_clone": "1\n",
+			"kernel/apparmor_restrict_unprivileged_userns": "0\n"}, true},
+		{map[string]string{"user/max_user_namespaces": "0\n"}, false},
+		{map[string]string{"kernel/unprivileged_userns_clone": "0\n"}, false},
+		{map[string]string{"kernel/apparmor_restrict_unprivileged_userns": "1\n"}, false},
+	} {
+		dir := t.TempDir()
+		for name, v := range c.files {
+			p := filepath.Join(dir, name)
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, []byte(v), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := unprivilegedUserns(dir); got != c.want {
+			t.Errorf("%v: %v, want %v", c.files, got, c.want)
+		}
+	}
+}
+
+func emptyPolicy(t *testing.T) *authz.PolicySet {
+	t.Helper()
+	ps, err := authz.LoadFiles(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ps
 }

@@ -60,7 +60,11 @@ func standalone(o *options, script []byte, name string, args []byte) *ipc.Result
 		RedactionDict: os.Getenv("REX_REDACTION_DICT"), Protected: []string{o.policy},
 		// The caller's own broker may ask another DNS server (tests,
 		// split horizon): it resolves names for the caller only.
-		DNSServer: os.Getenv("REX_DNS_SERVER")})
+		DNSServer: os.Getenv("REX_DNS_SERVER"),
+		// As root, the worker makes its own user namespace, so the engine
+		// vforks it instead of copying itself (broker.startWorker), checked
+		// worker by worker: a probe would cost what this saves.
+		WorkerUsernsEach: true})
 	if err != nil {
 		return errorResult(ipc.ErrInternal, "%v", err)
 	}
