@@ -31,7 +31,7 @@ func NewClient(pc *PacketConn) *Client { return &Client{pc: pc} }
 // two cores took 1.3–1.5 times as long with every end polling). The broker
 // polls only while it serves a single run, and says so in every reply.
 // With both ends polling, neither pays the scheduler's wake-up (5–10 µs a
-// side on this VM-hosted hardware), and a loop of fs.stat ran ~12 %
+// side on this VM-hosted hardware), and a loop of fs.stat ran 10–20 %
 // faster per call (bench/RESULTS.md, seventh session). SetSpin's own rule
 // still applies: after a wait longer than d (a slow operation), the next
 // Recv sleeps at once.

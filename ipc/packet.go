@@ -195,11 +195,12 @@ func (p *PacketConn) Send(b []byte, fd *os.File) error {
 }
 
 // DefaultSpin is how long a raw end polls for a packet before it sleeps:
-// the broker's for a request, the worker's for a reply (Client.PollWithBroker). The broker answers a stat in 25–40 µs and a script's loop
-// comes back with its next call in 10–30 µs, but the tail (a collection, a
-// slow open) reaches past 100 µs: at 50 µs the polls missed often enough
-// to gain 4 %, at 200 µs a loop of fs.stat ran 5–17 % faster
-// (bench/RESULTS.md, sixth session).
+// the broker's for a request, the worker's for a reply
+// (Client.PollWithBroker). The broker answers a stat in 25–40 µs and a
+// script's loop comes back with its next call in 10–30 µs, but the tail
+// (a collection, a slow open) reaches past 100 µs: at 50 µs the polls
+// missed often enough to gain 4 %, at 200 µs a loop of fs.stat ran 5–17 %
+// faster (bench/RESULTS.md, sixth session).
 const DefaultSpin = 200 * time.Microsecond
 
 // SetSpin makes each Recv on a raw end poll for its packet, with
