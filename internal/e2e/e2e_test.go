@@ -476,6 +476,38 @@ func TestWorkerPosture(t *testing.T) {
 		t.Fatal("no running worker found")
 	}
 	time.Sleep(100 * time.Millisecond)
+	checkWorkerPosture(t, pid)
+}
+
+// A root standalone run's worker has the daemon's posture, down to making
+// its own user namespace (broker.Config.WorkerUsernsEach).
+func TestStandaloneWorkerPosture(t *testing.T) {
+	testutil.RequireRoot(t)
+	f := newFixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(testutil.Binaries(t), "rex-exec"), "--policy", f.policy, "--timeout", "10s", "-")
+	cmd.Stdin = strings.NewReader(`for {}`)
+	must(t, cmd.Start())
+	defer func() { cancel(); _ = cmd.Wait() }()
+	var pid int
+	for i := 0; i < 300 && pid == 0; i++ {
+		time.Sleep(10 * time.Millisecond)
+		pid = childNamed(cmd.Process.Pid, "rex-worker")
+		if pid != 0 && !lockedDown(pid) {
+			pid = 0
+		}
+	}
+	if pid == 0 {
+		t.Fatal("no running worker found")
+	}
+	time.Sleep(100 * time.Millisecond)
+	checkWorkerPosture(t, pid)
+}
+
+// checkWorkerPosture reads a running worker's sandbox from outside.
+func checkWorkerPosture(t *testing.T, pid int) {
+	t.Helper()
 	status := readStatus(t, pid)
 	for k, want := range map[string]string{
 		"Seccomp": "2", "NoNewPrivs": "1", "CapEff": "0000000000000000", "CapPrm": "0000000000000000",
@@ -492,12 +524,12 @@ func TestWorkerPosture(t *testing.T) {
 	if g := strings.TrimSpace(status["Groups"]); g != "" {
 		t.Errorf("worker has supplementary groups %q", g)
 	}
-	// A root daemon on this host leaves the user namespace to the worker's
-	// entry point (ipc.WorkerUsernsArg): its uid, and only it, is root in
-	// there, and setgroups is denied.
+	// A root broker (daemon or standalone) on this host leaves the user
+	// namespace to the worker's entry point (ipc.WorkerUsernsArg): its
+	// uid, and only it, is root in there, and setgroups is denied.
 	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 	if string(cmdline) != "rex-worker\x00"+ipc.WorkerUsernsArg+"\x00" && runtime.GOARCH == "amd64" {
-		t.Errorf("worker command line %q: the daemon made its user namespace itself", cmdline)
+		t.Errorf("worker command line %q: the broker made its user namespace itself", cmdline)
 	}
 	for file, id := range map[string]string{"uid_map": uid[0], "gid_map": strings.Fields(status["Gid"])[0]} {
 		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, file))
