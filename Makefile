@@ -53,12 +53,12 @@ test: build
 	$(GO) vet -tags rexthin ./cmd/rex-exec
 	REX_BIN_DIR=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 	@# The attacks again, on workers whose user namespace the broker makes
-	@# (standalone rex-exec, hosts without unprivileged user namespaces).
+	@# (unprivileged standalone rex-exec, hosts without unprivileged user namespaces).
 	REX_TEST_SPAWN=legacy REX_BIN_DIR=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./internal/hostile
 
 # Packages with fuzz targets; FUZZTIME (default 30s) is per target.
 # (searched recursively: broker covers broker/host)
-FUZZ_PKGS := ipc authz broker cmd/rex-exec
+FUZZ_PKGS := ipc authz broker cmd/rex-exec internal/jsonstr
 fuzz: build
 	GO=$(GO) FUZZTIME=$${FUZZTIME:-30s} .ci/fuzz $(FUZZ_PKGS)
 
