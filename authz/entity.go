@@ -60,7 +60,24 @@ func (a Action) uid() types.EntityUID {
 }
 
 // String gives the action in Cedar syntax: file_system::Action::"read".
-func (a Action) String() string { return a.uid().String() }
+func (a Action) String() string { return uidString(a.uid()) }
+
+// uidString is u.String(): Type::"id", the id escaped as Rust's
+// escape_debug escapes it. cedar-go escapes rune by rune with an
+// allocation each, ~1 µs for a path, and a daemon names the action and the
+// resource of every decision in its audit log; an id of printable ASCII
+// with no quote or backslash, which the escape leaves as it is (every
+// path rex canonicalises but the odd one), is joined here directly
+// (TestUIDString compares the two).
+func uidString(u types.EntityUID) string {
+	id := string(u.ID)
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\'' || c == '\\' {
+			return u.String()
+		}
+	}
+	return string(u.Type) + "::\"" + id + "\""
+}
 
 // FileAttrs are what fstat of the opened descriptor says about a file or
 // directory. Owner and Group are names ("" when the id has none); Kind is
@@ -110,7 +127,7 @@ func (r Resource) String() string {
 	if r.file == nil && len(r.entities) == 0 {
 		return "<invalid resource>"
 	}
-	return r.uid().String()
+	return uidString(r.uid())
 }
 
 // Type is the Cedar entity type of the resource, such as file_system::File.
