@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"encoding/json"
 	"io"
 	"os"
 	"sync"
@@ -15,8 +14,9 @@ import (
 // Records are built only from broker state: nothing the script sends is
 // copied into a field that could be mistaken for another record.
 type auditLog struct {
-	mu sync.Mutex
-	w  io.Writer
+	mu  sync.Mutex
+	w   io.Writer
+	buf []byte // the record being written, under mu
 }
 
 func newAuditLog(w io.Writer) *auditLog { return &auditLog{w: w} }
@@ -110,15 +110,18 @@ func (a *auditLog) write(rec *AuditRecord) {
 		return
 	}
 	rec.Time = time.Now().UTC().Format(time.RFC3339Nano)
-	b, err := json.Marshal(rec)
-	if err != nil {
-		return
-	}
-	b = append(b, '\n')
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	_, _ = a.w.Write(b)
+	a.buf = append(rec.appendJSON(a.buf[:0]), '\n')
+	_, _ = a.w.Write(a.buf)
+	if cap(a.buf) > maxAuditBuffer {
+		a.buf = nil // one long record (a long error list) is not kept
+	}
 }
+
+// maxAuditBuffer is the largest encoding buffer the audit log keeps for the
+// next record.
+const maxAuditBuffer = 16 << 10
 
 // decision records one decision. It takes the action and resource rather
 // than their strings: Cedar's quoting is a measurable part of a request's
