@@ -455,28 +455,7 @@ permit(principal == User::"nobody", action == file_system::Action::"stat", resou
 func TestWorkerPosture(t *testing.T) {
 	f := newFixture(t)
 	d := startDaemon(t, policyDir(t, f))
-	brokerPID := d.cmd.Process.Pid
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	bin := testutil.Binaries(t)
-	cmd := exec.CommandContext(ctx, filepath.Join(bin, "rex-exec"), "--socket", d.socket, "--timeout", "10s", "-")
-	cmd.Stdin = strings.NewReader(`for {}`)
-	must(t, cmd.Start())
-	defer func() { cancel(); _ = cmd.Wait() }()
-
-	var pid int
-	for i := 0; i < 300 && pid == 0; i++ {
-		time.Sleep(10 * time.Millisecond)
-		pid = childNamed(brokerPID, "rex-worker")
-		if pid != 0 && !lockedDown(pid) {
-			pid = 0
-		}
-	}
-	if pid == 0 {
-		t.Fatal("no running worker found")
-	}
-	time.Sleep(100 * time.Millisecond)
-	checkWorkerPosture(t, pid)
+	checkWorkerPosture(t, d.cmd.Process.Pid, "--socket", d.socket)
 }
 
 // A root standalone run's worker has the daemon's posture, down to making
@@ -484,16 +463,28 @@ func TestWorkerPosture(t *testing.T) {
 func TestStandaloneWorkerPosture(t *testing.T) {
 	testutil.RequireRoot(t)
 	f := newFixture(t)
+	checkWorkerPosture(t, 0, "--policy", f.policy)
+}
+
+// checkWorkerPosture runs a script that loops until its timeout through
+// rex-exec with mode (--socket or --policy), finds its worker, a child of
+// broker (0: of rex-exec itself), once locked down, and reads its sandbox
+// from outside.
+func checkWorkerPosture(t *testing.T, broker int, mode ...string) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(testutil.Binaries(t), "rex-exec"), "--policy", f.policy, "--timeout", "10s", "-")
+	cmd := exec.CommandContext(ctx, filepath.Join(testutil.Binaries(t), "rex-exec"), append(mode, "--timeout", "10s", "-")...)
 	cmd.Stdin = strings.NewReader(`for {}`)
 	must(t, cmd.Start())
 	defer func() { cancel(); _ = cmd.Wait() }()
+	if broker == 0 {
+		broker = cmd.Process.Pid
+	}
 	var pid int
 	for i := 0; i < 300 && pid == 0; i++ {
 		time.Sleep(10 * time.Millisecond)
-		pid = childNamed(cmd.Process.Pid, "rex-worker")
+		pid = childNamed(broker, "rex-worker")
 		if pid != 0 && !lockedDown(pid) {
 			pid = 0
 		}
@@ -502,12 +493,6 @@ func TestStandaloneWorkerPosture(t *testing.T) {
 		t.Fatal("no running worker found")
 	}
 	time.Sleep(100 * time.Millisecond)
-	checkWorkerPosture(t, pid)
-}
-
-// checkWorkerPosture reads a running worker's sandbox from outside.
-func checkWorkerPosture(t *testing.T, pid int) {
-	t.Helper()
 	status := readStatus(t, pid)
 	for k, want := range map[string]string{
 		"Seccomp": "2", "NoNewPrivs": "1", "CapEff": "0000000000000000", "CapPrm": "0000000000000000",
