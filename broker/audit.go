@@ -123,22 +123,35 @@ func (a *auditLog) write(rec *AuditRecord) {
 // next record.
 const maxAuditBuffer = 16 << 10
 
-// decision records one decision. It takes the action and resource rather
-// than their strings: Cedar's quoting is a measurable part of a request's
-// cost, paid here only when there is a log to write.
-func (a *auditLog) decision(r *run, act authz.Action, res authz.Resource, d authz.Decision) {
+// appendDecision appends the line recording one decision to b, for the
+// session to write with writeLines (see session.auditQuiet). It takes the
+// action and resource rather than their strings: Cedar's quoting is a
+// measurable part of a request's cost, paid here only when there is a log
+// to write.
+func (a *auditLog) appendDecision(b []byte, r *run, act authz.Action, res authz.Resource, d authz.Decision) []byte {
 	if a.w == nil {
-		return
+		return b
 	}
-	action, resource := act.String(), res.String()
 	dec := "deny"
 	if d.Allow {
 		dec = "allow"
 	}
-	a.write(&AuditRecord{
-		Event: "decision", RunID: r.id, Principal: r.principal.Name, UID: r.principal.UID,
-		Action: action, Resource: resource, Decision: dec, PolicyIDs: d.PolicyIDs, Errors: d.Errors,
-	})
+	rec := AuditRecord{
+		Time: time.Now().UTC().Format(time.RFC3339Nano), Event: "decision", RunID: r.id,
+		Principal: r.principal.Name, UID: r.principal.UID, Action: act.String(), Resource: res.String(),
+		Decision: dec, PolicyIDs: d.PolicyIDs, Errors: d.Errors,
+	}
+	return append(rec.appendJSON(b), '\n')
+}
+
+// writeLines writes whole audit lines in one write(2).
+func (a *auditLog) writeLines(b []byte) {
+	if a.w == nil || len(b) == 0 {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	_, _ = a.w.Write(b)
 }
 
 func (a *auditLog) runStart(r *run, job *Job, timeout time.Duration, lim *AuditLimits) {

@@ -371,7 +371,7 @@ func (s *session) opList(body []byte) (any, *os.File, error) {
 // denial of the run.
 func (s *session) authorizeQuiet(a authz.Action, r authz.Resource) bool {
 	d := s.run.decide(a, r, nil)
-	s.run.audit.decision(s.run, a, r, d)
+	s.auditQuiet(a, r, d)
 	return d.Allow
 }
 

@@ -143,7 +143,7 @@ func (s *session) mandatoryDeny(a authz.Action, r authz.Resource) error {
 		return nil
 	}
 	d := authz.Decision{PolicyIDs: []string{MandatoryDenyID}}
-	s.run.audit.decision(s.run, a, r, d)
+	s.auditNow(a, r, d)
 	den := ipc.Denial{Action: a.String(), Resource: r.String(), PolicyIDs: []string{MandatoryDenyID}}
 	s.mu.Lock()
 	s.denials = append(s.denials, den)

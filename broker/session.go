@@ -37,6 +37,46 @@ type session struct {
 	ops     int
 
 	body, pkt []byte // reply encoding buffers, reused from reply to reply (serve's goroutine only)
+	// audit holds the lines of quiet decisions not yet written (serve's
+	// goroutine only): see auditQuiet.
+	audit []byte
+}
+
+// auditBatch is the most audit lines a session holds back before writing
+// them, in bytes: at most a pipe's atomic write (PIPE_BUF), so that lines
+// on a shared stderr never interleave with another writer's.
+const auditBatch = 4096
+
+// auditQuiet records a decision whose only effect is what the reply shows:
+// an entry of a listing or a walk, a process in proc.list, the choice
+// between a read and a redacted one. Its line waits with the others of the
+// request and is written with them, in one write(2), before the reply goes
+// out (flushAudit): a listing of a hundred entries made a hundred writes,
+// 3.4 µs each to a file. Nothing reaches the script before its lines are
+// written.
+func (s *session) auditQuiet(a authz.Action, r authz.Resource, d authz.Decision) {
+	n := len(s.audit)
+	s.audit = s.run.audit.appendDecision(s.audit, s.run, a, r, d)
+	if len(s.audit) > auditBatch && n > 0 {
+		s.run.audit.writeLines(s.audit[:n])
+		s.audit = s.audit[:copy(s.audit, s.audit[n:])]
+	}
+}
+
+// auditNow records a decision that gates an action on the host: its line,
+// after those still waiting, is written before the handler goes on to act.
+func (s *session) auditNow(a authz.Action, r authz.Resource, d authz.Decision) {
+	s.audit = s.run.audit.appendDecision(s.audit, s.run, a, r, d)
+	s.flushAudit()
+}
+
+// flushAudit writes the audit lines waiting in the session.
+func (s *session) flushAudit() {
+	s.run.audit.writeLines(s.audit)
+	s.audit = s.audit[:0]
+	if cap(s.audit) > 4*auditBatch {
+		s.audit = nil // one very long line is not kept
+	}
 }
 
 // errViolation marks errors that end the session and kill the worker.
@@ -46,6 +86,7 @@ var errViolation = errors.New("protocol violation")
 // deadline passes, or the worker breaks the protocol. It returns nil on a
 // clean close and an errViolation-wrapped error otherwise.
 func (s *session) serve(deadline time.Time) error {
+	defer s.flushAudit()
 	_ = s.pc.SetReadDeadline(deadline)
 	_ = s.pc.SetWriteTimeout(writeTimeout)
 	for {
@@ -67,6 +108,7 @@ func (s *session) serve(deadline time.Time) error {
 			return fmt.Errorf("%w: %v", errViolation, err)
 		}
 		resp, fd, err := s.dispatch(&req)
+		s.flushAudit() // before anything of the reply reaches the worker
 		if errors.Is(err, errViolation) {
 			return err
 		}
@@ -156,7 +198,7 @@ func keep(b []byte) []byte {
 // denial for the result and returns the uniform denial error.
 func (s *session) authorize(a authz.Action, r authz.Resource, ctx map[string]any) error {
 	d := s.run.decide(a, r, ctx)
-	s.run.audit.decision(s.run, a, r, d)
+	s.auditNow(a, r, d)
 	if d.Allow {
 		return nil
 	}

@@ -124,7 +124,7 @@ func TestWorkerUsernsEach(t *testing.T) {
 		t.Errorf("taken worker's user namespace %q (%v), the broker's %q", theirs, err, own)
 	}
 	p.release(r)
-	res := r.Run(context.Background(), &Job{Principal: authz.Principal{Name: "u", UID: 1000}, Policies: emptyPolicy(t),
+	res := r.Run(context.Background(), &Job{Principal: authz.Principal{Name: "u", UID: 1000}, Policies: loadPolicy(t, ""),
 		Script: []byte(`1 + 1`), ScriptName: "s", Args: []byte(`{}`)})
 	if res.Status != ipc.StatusSuccess || string(res.Output) != "2" {
 		t.Fatalf("run: %+v %+v", res, res.Error)
@@ -163,7 +163,7 @@ func TestWorkerUsernsEachFallsBack(t *testing.T) {
 	defer r.Close()
 	r.Prestart()
 	for i := 0; i < 2; i++ {
-		res := r.Run(context.Background(), &Job{Principal: authz.Principal{Name: "u", UID: 1000}, Policies: emptyPolicy(t),
+		res := r.Run(context.Background(), &Job{Principal: authz.Principal{Name: "u", UID: 1000}, Policies: loadPolicy(t, ""),
 			Script: []byte(`1 + 1`), ScriptName: "s", Args: []byte(`{}`)})
 		if res.Status != ipc.StatusSuccess || string(res.Output) != "2" {
 			t.Fatalf("run %d: %+v %+v; log: %s", i, res, res.Error, log)
@@ -201,13 +201,4 @@ func TestUnprivilegedUsernsSysctls(t *testing.T) {
 			t.Errorf("%v: %v, want %v", c.files, got, c.want)
 		}
 	}
-}
-
-func emptyPolicy(t *testing.T) *authz.PolicySet {
-	t.Helper()
-	ps, err := authz.LoadFiles(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ps
 }
