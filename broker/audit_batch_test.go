@@ -135,4 +135,22 @@ func TestGateWritesWaitingAuditLines(t *testing.T) {
 	if got := w.lines(t); len(got) != 104 {
 		t.Errorf("%d decisions written, want 104", len(got))
 	}
+	// A gate whose line would take the waiting ones past auditBatch writes
+	// them first: no write of several lines is longer than a pipe's
+	// atomic write (lines checks that).
+	// (A fill line is ~230 bytes, under the 300 left, so the fill itself
+	// never passes auditBatch; the gate's line is longer than 300.)
+	for i := 0; len(s.audit) < auditBatch-300; i++ {
+		if i == 100 {
+			t.Fatalf("the fill does not grow: %d bytes waiting", len(s.audit))
+		}
+		s.authorizeQuiet(stat, authz.FileResource(fmt.Sprintf("/fill/%03d", i), nil))
+	}
+	waiting := strings.Count(string(s.audit), "\n")
+	if err := s.authorize(stat, authz.FileResource("/gate"+strings.Repeat("/"+strings.Repeat("y", 100), 4), nil), nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.lines(t); len(got) != 104+waiting+1 || len(s.audit) != 0 {
+		t.Errorf("%d decisions written, want %d, %d bytes still waiting", len(got), 104+waiting+1, len(s.audit))
+	}
 }

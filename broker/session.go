@@ -64,9 +64,10 @@ func (s *session) auditQuiet(a authz.Action, r authz.Resource, d authz.Decision)
 }
 
 // auditNow records a decision that gates an action on the host: its line,
-// after those still waiting, is written before the handler goes on to act.
+// after those still waiting, is written before the handler goes on to act
+// (in two writes when together they would pass auditBatch).
 func (s *session) auditNow(a authz.Action, r authz.Resource, d authz.Decision) {
-	s.audit = s.run.audit.appendDecision(s.audit, s.run, a, r, d)
+	s.auditQuiet(a, r, d)
 	s.flushAudit()
 }
 
