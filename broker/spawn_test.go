@@ -174,6 +174,39 @@ func TestWorkerUsernsEachFallsBack(t *testing.T) {
 	}
 }
 
+// Config.Prestart has NewRunner start a worker before it returns (before
+// the host file system's set-up, which the worker's start overlaps), and
+// the first run takes that worker rather than starting another.
+func TestConfigPrestart(t *testing.T) {
+	testutil.RequireRoot(t)
+	r, err := NewRunner(Config{WorkerPath: filepath.Join(testutil.Binaries(t), "rex-worker"), WorkerUsernsEach: true, Prestart: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Wait()
+	defer r.Close()
+	ch := r.ahead.Load()
+	if ch == nil {
+		t.Fatal("NewRunner returned without a worker started ahead")
+	}
+	ahead := <-*ch
+	if ahead.err != nil {
+		t.Fatal(ahead.err)
+	}
+	*ch <- ahead
+	p, _, err := r.take()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.release(r)
+	if p != ahead.p {
+		t.Errorf("the run took worker %d, not the one started ahead (%d)", p.wp.cmd.Process.Pid, ahead.p.wp.cmd.Process.Pid)
+	}
+	if r.fs == nil || r.mandatory == nil || r.audit == nil {
+		t.Errorf("NewRunner returned before its set-up: fs %v, mandatory %v, audit %v", r.fs, r.mandatory, r.audit)
+	}
+}
+
 // The sysctls that take unprivileged user namespaces away, each alone.
 func TestUnprivilegedUsernsSysctls(t *testing.T) {
 	for _, c := range []struct {

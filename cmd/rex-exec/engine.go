@@ -64,7 +64,12 @@ func standalone(o *options, script []byte, name string, args []byte) *ipc.Result
 		// As root, the worker makes its own user namespace, so the engine
 		// vforks it instead of copying itself (broker.startWorker), checked
 		// worker by worker: a probe would cost what this saves.
-		WorkerUsernsEach: true})
+		WorkerUsernsEach: true,
+		// The worker starts first, and its start (its process image and
+		// lock-down, most of a run's start-up) overlaps the rest: the
+		// Runner's set-up, the policy's parse. It reads no script until
+		// the run below hands it one.
+		Prestart: true})
 	if err != nil {
 		return errorResult(ipc.ErrInternal, "%v", err)
 	}
@@ -73,9 +78,6 @@ func standalone(o *options, script []byte, name string, args []byte) *ipc.Result
 	// worker started ahead when no run took it (a policy that fails to load).
 	defer r.Wait()
 	defer r.Close()
-	// The worker starts while the policy is parsed: it reads no script
-	// until the run below hands it one.
-	r.Prestart()
 	ps, err := authz.LoadPath(o.policy)
 	if err != nil {
 		return validationError("policy: %v", err)
