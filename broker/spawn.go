@@ -33,7 +33,11 @@ func WorkerPath(explicit string, useEnv bool) (string, error) {
 			}
 		}
 		if self, err := os.Executable(); err == nil {
-			cands = append(cands, filepath.Join(filepath.Dir(self), "rex-worker"))
+			// Next to the binary (a build's bin/, the engine in libexec/rex),
+			// then in libexec/rex beside its bin directory: where make
+			// install puts it for any PREFIX.
+			dir := filepath.Dir(self)
+			cands = append(cands, filepath.Join(dir, "rex-worker"), filepath.Join(dir, "..", "libexec", "rex", "rex-worker"))
 		}
 		cands = append(cands, "/usr/local/libexec/rex/rex-worker", "/usr/libexec/rex/rex-worker")
 	}

@@ -41,8 +41,13 @@ type broker struct {
 
 func startBroker(t *testing.T, policyDir string, env []string, extra ...string) *broker {
 	t.Helper()
+	return startBrokerBinary(t, filepath.Join(testutil.Binaries(t), "rex-broker"), policyDir, env, extra...)
+}
+
+// startBrokerBinary is startBroker with the rex-broker binary at path.
+func startBrokerBinary(t *testing.T, path, policyDir string, env []string, extra ...string) *broker {
+	t.Helper()
 	testutil.RequireRoot(t)
-	bin := testutil.Binaries(t)
 	dir, err := os.MkdirTemp("", "rex-e2e-")
 	must(t, err)
 	must(t, os.Chmod(dir, 0o755))
@@ -51,7 +56,7 @@ func startBroker(t *testing.T, policyDir string, env []string, extra ...string) 
 	// No pool unless a test asks: these tests count the broker's workers,
 	// and TestDaemonPool covers the pool on its own.
 	args := append([]string{"--socket", b.socket, "--policy-dir", policyDir, "--audit-log", b.audit, "--socket-mode", "0666", "--pool", "0"}, extra...)
-	b.cmd = exec.Command(filepath.Join(bin, "rex-broker"), args...)
+	b.cmd = exec.Command(path, args...)
 	b.cmd.Env = append(os.Environ(), env...)
 	b.cmd.Stderr = b.log
 	must(t, b.cmd.Start())
@@ -521,6 +526,29 @@ func TestDaemonClientInterrupt(t *testing.T) {
 		t.Fatalf("rex-exec after SIGINT: %v, want killed by SIGINT", cmd.ProcessState)
 	}
 	wantCancelled(t, b, ws[0])
+}
+
+// As installed with any PREFIX (make install): rex-broker in bin finds
+// rex-worker in libexec/rex beside it, without --worker.
+func TestDaemonFindsInstalledWorker(t *testing.T) {
+	f := newFixture(t)
+	bin := testutil.Binaries(t)
+	prefix, err := os.MkdirTemp("", "rex-prefix-") // the worker's uid must reach libexec
+	must(t, err)
+	t.Cleanup(func() { os.RemoveAll(prefix) })
+	must(t, os.Chmod(prefix, 0o755))
+	for name, dir := range map[string]string{"rex-broker": "bin", "rex-worker": "libexec/rex"} {
+		b, err := os.ReadFile(filepath.Join(bin, name))
+		must(t, err)
+		must(t, os.MkdirAll(filepath.Join(prefix, dir), 0o755))
+		must(t, os.WriteFile(filepath.Join(prefix, dir, name), b, 0o755))
+	}
+	b := startBrokerBinary(t, filepath.Join(prefix, "bin", "rex-broker"), policyDir(t, f), nil)
+	o := rexExec(t, `"hi"`, nil, "--socket", b.socket)
+	wantStatus(t, o, ipc.StatusSuccess, "", 0)
+	if string(o.res.Output) != `"hi"` {
+		t.Fatalf("output %s", o.res.Output)
+	}
 }
 
 // Graceful shutdown: SIGTERM lets a run go on until the grace period, then
