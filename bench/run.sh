@@ -14,6 +14,13 @@ tmp=$(mktemp -d); chmod 755 "$tmp"
 broker_pid=
 cleanup() { [ -n "$broker_pid" ] && kill "$broker_pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
+# rex runs as installed (make install), as users run it, not from bin/: the
+# linker writes its output through a shared mapping, and executables fresh
+# from it started 11-19 % slower here than install(1)'s copies of the same
+# bytes (same page faults, each dearer: the page cache holds such a file in
+# single pages, a copy in large folios). bwrap is installed too.
+make -s install DESTDIR="$tmp/root" PREFIX=/usr UNITDIR=/usr/lib/systemd/system >/dev/null
+R="$tmp/root/usr/bin"
 echo '"hello"' > "$tmp/hello.risor"
 mkdir "$tmp/pol"
 printf 'permit(principal, action == file_system::Action::"stat", resource == file_system::Dir::"/");\n' > "$tmp/pol/p.cedar"
@@ -24,20 +31,20 @@ echo "machine: $(nproc) cores, $(free -g | awk '/Mem/{print $2}') GiB, kernel $(
 
 # 1. One hello-world run, standalone and through the daemon (its pool of
 #    pre-started workers on), against bubblewrap starting /usr/bin/true.
-bin/cmdbench -n "$N" -name "hello standalone vs bwrap" -target 1.5 -- bin/rex-exec --policy "$tmp/pol/p.cedar" "$tmp/hello.risor" -- "${BWRAP[@]}"
-bin/rex-broker --socket "$tmp/rex.sock" --policy-dir "$tmp/pol" --audit-log /dev/null --socket-mode 0666 --pool 2 2>/dev/null &
+bin/cmdbench -n "$N" -name "hello standalone vs bwrap" -target 1.5 -- "$R/rex-exec" --policy "$tmp/pol/p.cedar" "$tmp/hello.risor" -- "${BWRAP[@]}"
+"$R/rex-broker" --socket "$tmp/rex.sock" --policy-dir "$tmp/pol" --audit-log /dev/null --socket-mode 0666 --pool 2 2>/dev/null &
 broker_pid=$!
 for _ in $(seq 100); do [ -S "$tmp/rex.sock" ] && break; sleep 0.05; done
 sleep 1
-bin/cmdbench -n "$N" -name "hello daemon vs bwrap" -target 1.0 -- bin/rex-exec --socket "$tmp/rex.sock" "$tmp/hello.risor" -- "${BWRAP[@]}"
+bin/cmdbench -n "$N" -name "hello daemon vs bwrap" -target 1.0 -- "$R/rex-exec" --socket "$tmp/rex.sock" "$tmp/hello.risor" -- "${BWRAP[@]}"
 kill "$broker_pid"; wait "$broker_pid" 2>/dev/null || true; broker_pid=
 
 # 2. Per-operation cost: fs.stat against a bare seqpacket round trip.
-bin/opcost -rex bin/rex-exec -n 10000 -runs 5
+bin/opcost -rex "$R/rex-exec" -n 10000 -runs 5
 
 # 3. File reads: fs.cat of 4 KiB per call vs open+read+close in Go, and
 #    256 MiB through an fs.open descriptor vs cat.
-bin/fsbench -rex bin/rex-exec -n 5000 -runs 5
+bin/fsbench -rex "$R/rex-exec" -n 5000 -runs 5
 
 # 4. Authorisation: 1000 policies vs 10 (same action mix, indexed by action
 #    and resource scope).
@@ -47,4 +54,4 @@ go test ./authz -run '^$' -bench 'BenchmarkAuthorize' -benchtime 20000x 2>/dev/n
 		"authorisation 1000 vs 10", b/1000, a/1000, r, (r<=2?"PASS":"MISS")}'
 
 # 5 and 6. Throughput with 8 concurrent clients; broker and worker memory.
-bin/throughput -bin bin -n "${THROUGHPUT_RUNS:-1000}" -c 8
+bin/throughput -bin "$R" -n "${THROUGHPUT_RUNS:-1000}" -c 8
