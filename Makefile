@@ -33,12 +33,15 @@ WORKER_LDFLAGS = $(if $(filter amd64,$(shell $(GO) env GOARCH)),-ldflags=-E=main
 # The client's too (cmd/rex-exec/entry_thin_amd64.s): it re-executes a
 # standalone run into the engine before the Go runtime starts.
 CLIENT_LDFLAGS = $(if $(filter amd64,$(shell $(GO) env GOARCH)),-ldflags=-E=main.rexExecEntry)
+# And the engine's (cmd/rex-exec/entry_engine_amd64.s): as root it starts a
+# standalone run's worker before its own Go runtime, so that both start at once.
+ENGINE_LDFLAGS = $(if $(filter amd64,$(shell $(GO) env GOARCH)),-ldflags=-E=main.rexEngineEntry)
 
 build: deps
 	@mkdir -p $(BIN)
 	$(GO) build -tags $(TAGS) -o $(BIN)/ ./cmd/rex-broker ./cmd/rex-policy
 	$(GO) build -tags $(TAGS),rexthin $(CLIENT_LDFLAGS) -o $(BIN)/rex-exec ./cmd/rex-exec
-	$(GO) build -tags $(TAGS) -o $(BIN)/rex-exec-standalone ./cmd/rex-exec
+	$(GO) build -tags $(TAGS) $(ENGINE_LDFLAGS) -o $(BIN)/rex-exec-standalone ./cmd/rex-exec
 	CGO_ENABLED=0 $(GO) build -tags $(TAGS) $(WORKER_LDFLAGS) -o $(BIN)/rex-worker ./cmd/rex-worker
 
 # The demo: one script, one policy, standalone mode. The script reads a file

@@ -92,12 +92,19 @@ type Config struct {
 	// run gets it, and one that could not make its namespace is replaced
 	// by one the broker makes it for (and so are the next).
 	WorkerUsernsEach bool
+	// Adopt is a worker started for the Runner before it existed (see
+	// Adopted); Prestart's worker is that one when it passes its check.
+	Adopt *Adopted
 	// Prestart has NewRunner call Runner.Prestart as soon as it knows how
 	// to start a worker, before the rest of its set-up (the host file
 	// system's mount table, the deny lists), which the worker's start
 	// then overlaps.
 	Prestart bool
 }
+
+// DefaultWorkerUIDBase is the first host uid of a root Runner's workers
+// when Config gives none: the uid of its first run.
+const DefaultWorkerUIDBase = 2_100_000_000
 
 // ErrShutdown is the cancellation cause of runs the daemon kills at the
 // end of its shutdown grace period.
@@ -122,6 +129,9 @@ type Runner struct {
 	// workerUserns: workers make their own user namespace
 	// (Config.WorkerUserns); cleared for good when one could not.
 	workerUserns atomic.Bool
+	// adopt is Config.Adopt until the first prepare takes it (or Close
+	// kills it).
+	adopt atomic.Pointer[Adopted]
 }
 
 // NewRunner prepares a Runner. A root Runner uses per-run worker uids and
@@ -132,11 +142,12 @@ func NewRunner(cfg Config) (*Runner, error) {
 		cfg.Limits = DefaultLimits
 	}
 	if cfg.WorkerUIDCount == 0 {
-		cfg.WorkerUIDBase, cfg.WorkerUIDCount = 2_100_000_000, 65536
+		cfg.WorkerUIDBase, cfg.WorkerUIDCount = DefaultWorkerUIDBase, 65536
 	}
 	// What starting a worker needs comes first (prepare reads no other
 	// field), so that Config.Prestart's worker starts before the rest.
 	r := &Runner{cfg: cfg, privileged: os.Geteuid() == 0}
+	r.adopt.Store(cfg.Adopt)
 	if r.privileged {
 		r.uids = newUIDPool(cfg.WorkerUIDBase, cfg.WorkerUIDCount)
 		r.cgroups = detectCgroups()
@@ -186,6 +197,9 @@ func (r *Runner) Wait() { r.active.Wait() }
 // affected; Wait for them.
 func (r *Runner) Close() {
 	r.closed.Store(true)
+	if a := r.adopt.Swap(nil); a != nil {
+		a.Discard()
+	}
 	r.drain()
 	if ch := r.ahead.Swap(nil); ch != nil {
 		if res := <-*ch; res.p != nil {
@@ -266,26 +280,47 @@ func (r *Runner) prepare() (*prepared, error) {
 		p.release(r)
 		return nil, err
 	}
-	brokerEnd, workerEnd, err := ipc.SocketPair()
-	if err != nil {
-		return fail(fmt.Errorf("socketpair: %w", err))
+	var fd int
+	if a := r.adopt.Swap(nil); a != nil {
+		wp, err := r.adopted(a, p.uid)
+		switch {
+		case err == nil:
+			p.wp, fd = wp, a.Sock
+		case errors.Is(err, errNotAdoptable):
+			// A host that refuses unprivileged user namespaces: the
+			// sysctls said so, and the worker found it too.
+		case errors.Is(err, errNoWorkerUserns):
+			// What take does for a worker of its own (WorkerUsernsEach).
+			r.workerUserns.Store(false)
+			if r.cfg.Log != nil {
+				fmt.Fprintf(r.cfg.Log, "rex: workers get their user namespace from the broker: %v\n", err)
+			}
+		case r.cfg.Log != nil:
+			fmt.Fprintf(r.cfg.Log, "rex: starting another worker: the one started at entry %v\n", err)
+		}
 	}
-	userns := r.workerUserns.Load()
-	p.wp, err = startWorker(r.cfg.WorkerPath, p.uid, hostGID, r.privileged, userns, workerEnd)
-	workerEnd.Close()
-	if err != nil {
+	if p.wp == nil {
+		brokerEnd, workerEnd, err := ipc.SocketPair()
+		if err != nil {
+			return fail(fmt.Errorf("socketpair: %w", err))
+		}
+		userns := r.workerUserns.Load()
+		p.wp, err = startWorker(r.cfg.WorkerPath, p.uid, hostGID, r.privileged, userns, workerEnd)
+		workerEnd.Close()
+		if err != nil {
+			brokerEnd.Close()
+			return fail(err)
+		}
+		p.checkUserns = userns && r.cfg.WorkerUsernsEach
+		// The broker's end is raw: see ipc.PacketConn. The descriptor
+		// moves out of the *os.File so that only pc owns and closes it.
+		fd, err = unix.Dup(int(brokerEnd.Fd()))
 		brokerEnd.Close()
-		return fail(err)
+		if err != nil {
+			return fail(fmt.Errorf("socket: %w", err))
+		}
+		unix.CloseOnExec(fd)
 	}
-	p.checkUserns = userns && r.cfg.WorkerUsernsEach
-	// The broker's end is raw: see ipc.PacketConn. The descriptor moves
-	// out of the *os.File so that only pc owns and closes it.
-	fd, err := unix.Dup(int(brokerEnd.Fd()))
-	brokerEnd.Close()
-	if err != nil {
-		return fail(fmt.Errorf("socket: %w", err))
-	}
-	unix.CloseOnExec(fd)
 	p.pc = ipc.NewRawPacketConn(fd, 0)
 	// Poll for the worker's next request while this is the only run: a
 	// machine running several has no core to spare for it (SetSpin).
@@ -301,7 +336,7 @@ func (r *Runner) prepare() (*prepared, error) {
 		cg, err := newCgroup(r.cgroups, name, r.cfg.Limits.MemoryBytes, r.cfg.Limits.Pids)
 		if err == nil {
 			p.cg = cg
-			err = cg.add(p.wp.cmd.Process.Pid)
+			err = cg.add(p.wp.pid())
 		}
 		if err != nil {
 			return fail(fmt.Errorf("cgroup setup failed: %w", err))
@@ -317,7 +352,7 @@ func (p *prepared) release(r *Runner) {
 	if p.pc != nil {
 		p.pc.Close()
 	}
-	if p.wp != nil && p.wp.cmd.ProcessState == nil {
+	if p.wp != nil && !p.wp.exited {
 		killWait(p.wp)
 	}
 	if p.cg != nil {
@@ -622,15 +657,15 @@ func (r *Runner) run(ctx context.Context, rn *run, job *Job) *ipc.Result {
 		}
 	}
 	if why != "" {
-		_ = wp.cmd.Process.Kill()
+		_ = wp.kill()
 		fr = <-resultCh
 	}
 	if why == "" && fr.err == nil {
 		// The worker reported: nothing it does from now on can change the
 		// run. Kill it and leave reaping to release, off the run's clock;
 		// only a session that broke the protocol still spoils the result.
-		rn.peakMemory = peakRSS(wp.cmd.Process.Pid)
-		_ = wp.cmd.Process.Kill()
+		rn.peakMemory = peakRSS(wp.pid())
+		_ = wp.kill()
 		if rn.peakMemory == 0 {
 			// It had exited already (a zombie has no memory to read), so
 			// reaping it is immediate and its rusage has the figure.
@@ -682,7 +717,7 @@ func (r *Runner) run(ctx context.Context, rn *run, job *Job) *ipc.Result {
 	case fr.err != nil:
 		res.Status, res.Error = ipc.StatusError, classifyCrash(waitErr, stderr, r.cfg.Limits)
 		rn.logf("worker ended without a result (%v): %s", waitErr, firstLines(stderr, 5))
-		if wp.cmd.ProcessState != nil && wp.cmd.ProcessState.ExitCode() == ipc.WorkerExitUserns &&
+		if wp.exitCode() == ipc.WorkerExitUserns &&
 			r.workerUserns.CompareAndSwap(true, false) {
 			// The host stopped allowing what the start-up probe saw (a
 			// sysctl, an LSM policy): the next workers get their user
@@ -703,10 +738,8 @@ func (r *Runner) run(ctx context.Context, rn *run, job *Job) *ipc.Result {
 
 // rusagePeak is a reaped worker's peak resident memory, or 0.
 func rusagePeak(wp *workerProc) int64 {
-	if st := wp.cmd.ProcessState; st != nil {
-		if ru, ok := st.SysUsage().(*syscall.Rusage); ok {
-			return ru.Maxrss << 10 // the kernel reports KiB
-		}
+	if wp.exited {
+		return wp.usage.Maxrss << 10 // the kernel reports KiB
 	}
 	return 0
 }
@@ -819,20 +852,20 @@ func firstLines(b []byte, n int) string {
 }
 
 func killWait(wp *workerProc) {
-	_ = wp.cmd.Process.Kill()
-	_ = wp.cmd.Wait()
+	_ = wp.kill()
+	_ = wp.wait()
 	closeFiles(wp.stdin, wp.stdout, wp.stderr)
 }
 
 // waitOrKill waits for the worker to exit, killing it after grace.
 func waitOrKill(wp *workerProc, grace time.Duration) error {
 	done := make(chan error, 1)
-	go func() { done <- wp.cmd.Wait() }()
+	go func() { done <- wp.wait() }()
 	var err error
 	select {
 	case err = <-done:
 	case <-time.After(grace):
-		_ = wp.cmd.Process.Kill()
+		_ = wp.kill()
 		err = <-done
 	}
 	closeFiles(wp.stdout, wp.stderr)

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -88,11 +89,81 @@ func (p *uidPool) put(u uint32) {
 }
 
 // workerProc is one started worker with the broker's ends of its pipes.
+// The broker reaps it with wait4(2) by pid, not through os.Process: an
+// adopted worker (Adopted) has no os.Process, and os.FindProcess would
+// cost a standalone run the runtime's pidfd probe (a throwaway child) on
+// its critical path. The pid cannot be reused before wait reaps it.
 type workerProc struct {
-	cmd    *exec.Cmd
+	pidN   int
+	args   []string
 	stdin  *os.File // broker writes the Start frame here
 	stdout *os.File // broker reads the result frame here
 	stderr *os.File
+	// exited, status, usage and waitErr are the outcome of wait, once it
+	// has reaped the worker.
+	exited  bool
+	status  syscall.WaitStatus
+	usage   syscall.Rusage
+	waitErr error
+}
+
+func (wp *workerProc) pid() int { return wp.pidN }
+
+// kill sends SIGKILL; a worker already reaped is not signalled.
+func (wp *workerProc) kill() error {
+	if wp.exited {
+		return nil
+	}
+	return unix.Kill(wp.pidN, unix.SIGKILL)
+}
+
+// wait reaps the worker. An exit other than 0 is an *exitError, as
+// exec.Cmd.Wait's is an *exec.ExitError. Later calls give the first call's
+// outcome.
+func (wp *workerProc) wait() error {
+	if wp.exited || wp.waitErr != nil {
+		return wp.waitErr
+	}
+	for {
+		_, err := syscall.Wait4(wp.pidN, &wp.status, 0, &wp.usage)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			wp.waitErr = os.NewSyscallError("wait4", err)
+			return wp.waitErr
+		}
+		break
+	}
+	wp.exited = true
+	if !wp.status.Exited() || wp.status.ExitStatus() != 0 {
+		wp.waitErr = &exitError{wp.status}
+	}
+	return wp.waitErr
+}
+
+// exitCode is the reaped worker's exit status, or -1 (not reaped, or
+// killed by a signal).
+func (wp *workerProc) exitCode() int {
+	if !wp.exited || !wp.status.Exited() {
+		return -1
+	}
+	return wp.status.ExitStatus()
+}
+
+// exitError is a worker's exit other than status 0.
+type exitError struct{ ws syscall.WaitStatus }
+
+func (e *exitError) Sys() any { return e.ws }
+
+func (e *exitError) Error() string {
+	switch {
+	case e.ws.Exited():
+		return "exit status " + strconv.Itoa(e.ws.ExitStatus())
+	case e.ws.Signaled():
+		return "signal: " + e.ws.Signal().String()
+	}
+	return fmt.Sprintf("wait status %#x", uint32(e.ws))
 }
 
 // startWorker starts rex-worker in fresh user, pid, mount, net, ipc, uts
@@ -151,7 +222,10 @@ func startWorker(path string, hostUID, hostGID uint32, privileged, workerUserns 
 		closeFiles(inW, outR, errR)
 		return nil, fmt.Errorf("start worker: %w", err)
 	}
-	return &workerProc{cmd: cmd, stdin: inW, stdout: outR, stderr: errR}, nil
+	// wait reaps it by pid (see workerProc): the pidfd goes now.
+	pid := cmd.Process.Pid
+	_ = cmd.Process.Release()
+	return &workerProc{pidN: pid, args: cmd.Args, stdin: inW, stdout: outR, stderr: errR}, nil
 }
 
 // workerAttr is how startWorker clones the worker.
@@ -226,7 +300,7 @@ var errNoWorkerUserns = errors.New("a worker could not make its own")
 // is reaped here; one that exited as ipc.WorkerExitUserns gives
 // errNoWorkerUserns.
 func workerMadeUserns(wp *workerProc, limit time.Duration) error {
-	pid := wp.cmd.Process.Pid
+	pid := wp.pid()
 	own, err := os.Readlink("/proc/self/ns/user")
 	if err != nil {
 		return err
@@ -238,10 +312,10 @@ func workerMadeUserns(wp *workerProc, limit time.Duration) error {
 		var info unix.Siginfo
 		if err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil); err != nil || info.Signo != 0 {
 			killWait(wp)
-			if wp.cmd.ProcessState.ExitCode() == ipc.WorkerExitUserns {
+			if wp.exitCode() == ipc.WorkerExitUserns {
 				return errNoWorkerUserns
 			}
-			return fmt.Errorf("worker exited at start: %v", wp.cmd.ProcessState)
+			return fmt.Errorf("worker exited at start: %v", wp.waitErr)
 		}
 		// A zombie keeps its credentials, and so this link: the check
 		// for exit comes first.
@@ -293,12 +367,12 @@ func (r *Runner) probeWorkerUserns() error {
 	}
 	wp.stdin.Close()
 	go func() { _, _ = io.Copy(io.Discard, wp.stdout) }()
-	kill := time.AfterFunc(10*time.Second, func() { _ = wp.cmd.Process.Kill() })
+	kill := time.AfterFunc(10*time.Second, func() { _ = wp.kill() })
 	msg := strings.TrimSpace(string(readCapped(wp.stderr, 4<<10))) // EOF: the worker is gone
-	err = wp.cmd.Wait()
+	err = wp.wait()
 	kill.Stop()
 	closeFiles(wp.stdout, wp.stderr)
-	if wp.cmd.ProcessState.ExitCode() == ipc.WorkerExitStart {
+	if wp.exitCode() == ipc.WorkerExitStart {
 		return nil
 	}
 	if msg == "" {

@@ -115,11 +115,11 @@ func TestWorkerUsernsEach(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Contains(p.wp.cmd.Args, ipc.WorkerUsernsArg) {
-		t.Errorf("worker started as %q", p.wp.cmd.Args)
+	if !slices.Contains(p.wp.args, ipc.WorkerUsernsArg) {
+		t.Errorf("worker started as %q", p.wp.args)
 	}
 	own, _ := os.Readlink("/proc/self/ns/user")
-	theirs, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/user", p.wp.cmd.Process.Pid))
+	theirs, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/user", p.wp.pid()))
 	if err != nil || theirs == own {
 		t.Errorf("taken worker's user namespace %q (%v), the broker's %q", theirs, err, own)
 	}
@@ -200,7 +200,7 @@ func TestConfigPrestart(t *testing.T) {
 	}
 	defer p.release(r)
 	if p != ahead.p {
-		t.Errorf("the run took worker %d, not the one started ahead (%d)", p.wp.cmd.Process.Pid, ahead.p.wp.cmd.Process.Pid)
+		t.Errorf("the run took worker %d, not the one started ahead (%d)", p.wp.pid(), ahead.p.wp.pid())
 	}
 	if r.fs == nil || r.mandatory == nil || r.audit == nil {
 		t.Errorf("NewRunner returned before its set-up: fs %v, mandatory %v, audit %v", r.fs, r.mandatory, r.audit)

@@ -32,6 +32,43 @@ func init() {
 
 var processName = []byte("rex-exec\x00")
 
+// prespawn is the worker the engine's entry point started for a root
+// standalone run (entry_engine_amd64.s; amd64 only): its pid, then the
+// engine's ends of its socket and of its stdin, stdout and stderr pipes.
+// pid 0: none. The entry point writes it before the runtime starts;
+// afterwards only the main goroutine touches it, through prespawned and
+// dropPrespawn.
+var prespawn struct {
+	pid, sock, stdin, stdout, stderr int64
+}
+
+// prespawned hands the entry point's worker to a standalone run's Runner,
+// once: the Runner checks it before using it (broker.Adopted).
+func prespawned() *broker.Adopted {
+	ps := prespawn
+	prespawn.pid = 0
+	if ps.pid <= 0 {
+		return nil
+	}
+	file := func(fd int64, name string) *os.File {
+		// Non-blocking, as os.Pipe's are: the runtime's poller serves
+		// them, and reads can time out.
+		_ = unix.SetNonblock(int(fd), true)
+		return os.NewFile(uintptr(fd), name)
+	}
+	return &broker.Adopted{PID: int(ps.pid), Sock: int(ps.sock),
+		Stdin: file(ps.stdin, "worker-stdin"), Stdout: file(ps.stdout, "worker-stdout"), Stderr: file(ps.stderr, "worker-stderr")}
+}
+
+// dropPrespawn kills the entry point's worker when nothing will take it:
+// a run through the daemon, an MCP server (it would wait for its first
+// call), an invocation that fails before its run.
+func dropPrespawn() {
+	if a := prespawned(); a != nil {
+		a.Discard()
+	}
+}
+
 // engineState is what a standalone run carries besides its options.
 type engineState struct {
 	// learner records a --learn run; set by learnRun.
@@ -65,6 +102,8 @@ func standalone(o *options, script []byte, name string, args []byte) *ipc.Result
 		// vforks it instead of copying itself (broker.startWorker), checked
 		// worker by worker: a probe would cost what this saves.
 		WorkerUsernsEach: true,
+		// As root on amd64, the entry point started the worker already.
+		Adopt: prespawned(),
 		// The worker starts first, and its start (its process image and
 		// lock-down, most of a run's start-up) overlaps the rest: the
 		// Runner's set-up, the policy's parse. It reads no script until

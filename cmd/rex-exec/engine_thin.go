@@ -26,6 +26,9 @@ import (
 // engineState is empty: this build runs no standalone engine.
 type engineState struct{}
 
+// dropPrespawn is the engine's (engine.go): this build starts no worker.
+func dropPrespawn() {}
+
 // engineName is the engine build's file name.
 const engineName = "rex-exec-standalone"
 

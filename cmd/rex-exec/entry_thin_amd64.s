@@ -27,53 +27,12 @@
 TEXT ·rexExecEntry(SB),NOSPLIT|NOFRAME,$0
 	MOVQ	0(SP), R12		// argc
 	LEAQ	8(SP), R13		// argv
-	MOVQ	$1, R14			// the argument looked at
-scan:
-	CMPQ	R14, R12
-	JGE	runtime
-	MOVQ	(R13)(R14*8), SI
-	INCQ	R14
-	MOVQ	(SI), AX
-	MOVQ	·dashDashPolicy(SB), CX
-	CMPQ	AX, CX
-	JNE	single
-	MOVBQZX	8(SI), AX
-	JMP	end
-single:
-	MOVQ	$0x00ffffffffffffff, CX
-	ANDQ	CX, AX
-	MOVQ	·dashPolicy(SB), CX
-	CMPQ	AX, CX
-	JNE	scan
-	MOVBQZX	7(SI), AX
-end:
+	CALL	·policyArg(SB)
 	CMPQ	AX, $0
-	JEQ	found
-	CMPQ	AX, $61			// "="
-	JEQ	found
-	JMP	scan
-
-found:
-	MOVQ	$89, AX			// readlink("/proc/self/exe", exeBuf, 3840)
-	LEAQ	·procSelfExe(SB), DI
-	LEAQ	·exeBuf(SB), SI
-	MOVQ	$3840, DX
-	SYSCALL
-	CMPQ	AX, $0
-	JLE	runtime
-	CMPQ	AX, $3840
-	JGE	runtime			// possibly truncated
-	LEAQ	·exeBuf(SB), R15
-	ADDQ	AX, R15			// one past the path's last byte
-slash:
-	DECQ	R15
-	LEAQ	·exeBuf(SB), CX
-	CMPQ	R15, CX
-	JLT	runtime			// no "/": not a path to execute from
-	MOVBQZX	(R15), AX
-	CMPQ	AX, $47			// "/"
-	JNE	slash
-	INCQ	R15			// where the file name goes
+	JEQ	runtime
+	CALL	·exeDir(SB)
+	CMPQ	R15, $0
+	JEQ	runtime
 
 	LEAQ	·engineName(SB), SI
 	CALL	·execEngine(SB)
@@ -104,18 +63,7 @@ copy:
 	SYSCALL
 	RET
 
-DATA	·dashDashPolicy+0(SB)/8, $"--policy"
-GLOBL	·dashDashPolicy(SB), RODATA|NOPTR, $8
 
-DATA	·dashPolicy+0(SB)/4, $"-pol"
-DATA	·dashPolicy+4(SB)/2, $"ic"
-DATA	·dashPolicy+6(SB)/1, $"y"
-GLOBL	·dashPolicy(SB), RODATA|NOPTR, $8
-
-DATA	·procSelfExe+0(SB)/8, $"/proc/se"
-DATA	·procSelfExe+8(SB)/4, $"lf/e"
-DATA	·procSelfExe+12(SB)/2, $"xe"
-GLOBL	·procSelfExe(SB), RODATA|NOPTR, $16
 
 DATA	·engineName+0(SB)/8, $"rex-exec"
 DATA	·engineName+8(SB)/8, $"-standal"
@@ -130,4 +78,3 @@ DATA	·libexecEngineName+24(SB)/8, $"standalo"
 DATA	·libexecEngineName+32(SB)/2, $"ne"
 GLOBL	·libexecEngineName(SB), RODATA|NOPTR, $40
 
-GLOBL	·exeBuf(SB), NOPTR, $4096

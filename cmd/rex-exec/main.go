@@ -58,6 +58,9 @@ func main() {
 }
 
 func run(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	// The worker the engine's entry point started, if a standalone run
+	// did not take it.
+	defer dropPrespawn()
 	var o options
 	fs := flag.NewFlagSet("rex-exec", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -165,6 +168,7 @@ func execute(o *options, scriptPath string, stdin io.Reader) *ipc.Result {
 		}
 		return standalone(o, script, name, args)
 	}
+	dropPrespawn()
 	return remote(socketPath(o), &ipc.RunRequest{Script: script, ScriptName: name, Args: args, TimeoutMs: o.timeout.Milliseconds()})
 }
 

@@ -79,6 +79,7 @@ type mcpServer struct {
 }
 
 func serveMCP(o *options, stdin io.Reader, stdout, stderr io.Writer) int {
+	dropPrespawn()
 	if o.learn {
 		fmt.Fprintln(stderr, "rex-exec: mcp does not learn: use --learn on a script")
 		return 2

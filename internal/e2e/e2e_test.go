@@ -463,21 +463,35 @@ func TestWorkerPosture(t *testing.T) {
 func TestStandaloneWorkerPosture(t *testing.T) {
 	testutil.RequireRoot(t)
 	f := newFixture(t)
-	checkWorkerPosture(t, 0, "--policy", f.policy)
+	worker, engine := checkWorkerPosture(t, 0, "--policy", f.policy)
+	if runtime.GOARCH != "amd64" {
+		return
+	}
+	// On amd64 the engine's entry point started this worker, before the Go
+	// runtime started any thread: the worker's pid came before every
+	// thread's id but the main one's (pids count up; a wrap in between
+	// would be the only exception).
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", engine))
+	must(t, err)
+	for _, task := range tasks {
+		if tid, _ := strconv.Atoi(task.Name()); tid != engine && tid < worker {
+			t.Errorf("engine thread %d started before worker %d: the engine's entry point did not start the worker", tid, worker)
+		}
+	}
 }
 
 // checkWorkerPosture runs a script that loops until its timeout through
 // rex-exec with mode (--socket or --policy), finds its worker, a child of
 // broker (0: of rex-exec itself), once locked down, and reads its sandbox
-// from outside.
-func checkWorkerPosture(t *testing.T, broker int, mode ...string) {
+// from outside. It returns the worker's pid and its broker's, both still
+// running until the test ends.
+func checkWorkerPosture(t *testing.T, broker int, mode ...string) (worker, brokerPID int) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(testutil.Binaries(t), "rex-exec"), append(mode, "--timeout", "10s", "-")...)
 	cmd.Stdin = strings.NewReader(`for {}`)
 	must(t, cmd.Start())
-	defer func() { cancel(); _ = cmd.Wait() }()
+	t.Cleanup(func() { cancel(); _ = cmd.Wait() })
 	if broker == 0 {
 		broker = cmd.Process.Pid
 	}
@@ -566,6 +580,7 @@ func checkWorkerPosture(t *testing.T, broker int, mode ...string) {
 		}
 		t.Errorf("worker root is not empty: %v", names)
 	}
+	return pid, broker
 }
 
 func childNamed(ppid int, name string) int {
