@@ -69,6 +69,11 @@ func dropPrespawn() {
 	}
 }
 
+// preloadPolicy starts compiling the policy schema beside the rest of a
+// standalone run's set-up, which the run would otherwise wait for in
+// authz.LoadPath (its worker is ready first since the entry point starts it).
+func preloadPolicy() { go authz.Preload() }
+
 // engineState is what a standalone run carries besides its options.
 type engineState struct {
 	// learner records a --learn run; set by learnRun.

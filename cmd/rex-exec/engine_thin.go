@@ -29,6 +29,9 @@ type engineState struct{}
 // dropPrespawn is the engine's (engine.go): this build starts no worker.
 func dropPrespawn() {}
 
+// preloadPolicy is the engine's (engine.go): this build loads no policy.
+func preloadPolicy() {}
+
 // engineName is the engine build's file name.
 const engineName = "rex-exec-standalone"
 

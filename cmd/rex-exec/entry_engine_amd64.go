@@ -10,10 +10,12 @@ package main
 // runtime as if it were not there.
 func rexEngineEntry()
 
-// workerEnv is rexEngineEntry's subroutine; no Go code calls either.
+// workerEnv and otherCPUs are rexEngineEntry's subroutines; no Go code
+// calls any of them.
 func workerEnv()
+func otherCPUs()
 
-var _, _ = rexEngineEntry, workerEnv
+var _, _, _ = rexEngineEntry, workerEnv, otherCPUs
 
 // prespawnUID is the host uid rexEngineEntry gives the worker: the first
 // of broker's default worker uids, the one a standalone Runner hands its

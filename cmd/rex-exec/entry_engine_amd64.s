@@ -129,6 +129,21 @@ low:
 	CMPQ	AX, $4
 	JLT	fail
 
+	// The kernel queues a new child on its parent's CPU, and here it
+	// waited there for the parent's first block (~1.4 ms) while another
+	// CPU idled. So the child starts allowed everywhere but on this CPU
+	// (otherMask) and waits for the parent to say so on its stdin pipe;
+	// woken, it runs elsewhere and first gives itself back cpuMask, the
+	// mask it would have had. With one CPU, or a mask the calls refuse,
+	// the child keeps cpuMask throughout.
+	MOVQ	$204, AX		// sched_getaffinity(0, 128, cpuMask)
+	XORQ	DI, DI
+	MOVQ	$128, SI
+	LEAQ	·cpuMask(SB), DX
+	SYSCALL
+	MOVQ	AX, ·maskLen(SB)	// bytes written, or -errno
+	CALL	·otherCPUs(SB)
+
 	MOVQ	$56, AX			// clone(CLONE_NEWPID|SIGCHLD, 0, 0, 0, 0): fork
 	MOVQ	$0x20000011, DI
 	XORQ	SI, SI
@@ -142,6 +157,19 @@ low:
 
 	// The parent: publish the child and the engine's ends, close the child's.
 	MOVQ	AX, ·prespawn+0(SB)	// pid
+	CMPQ	·haveOther(SB), $0
+	JEQ	release
+	MOVQ	AX, DI			// sched_setaffinity(pid, maskLen, otherMask)
+	MOVQ	·maskLen(SB), SI
+	LEAQ	·otherMask(SB), DX
+	MOVQ	$203, AX
+	SYSCALL
+release:
+	MOVLQSX	12(R14), DI		// write(stdin[1], "\n", 1): the child may go
+	LEAQ	·newline(SB), SI
+	MOVQ	$1, DX
+	MOVQ	$1, AX
+	SYSCALL
 	MOVLQSX	0(R14), AX
 	MOVQ	AX, ·prespawn+8(SB)	// socket
 	MOVLQSX	12(R14), AX
@@ -182,6 +210,23 @@ runtime:
 	JMP	_rt0_amd64_linux(SB)
 
 child:
+	MOVLQSX	8(R14), DI		// read(stdin[0], scratch, 1): wait for the parent
+	LEAQ	·scratch(SB), SI
+	MOVQ	$1, DX
+	XORQ	AX, AX
+	SYSCALL
+	CMPQ	AX, $1
+	JNE	die
+	CMPQ	·haveOther(SB), $0
+	JEQ	placed
+	XORQ	DI, DI			// sched_setaffinity(0, maskLen, cpuMask)
+	MOVQ	·maskLen(SB), SI
+	LEAQ	·cpuMask(SB), DX
+	MOVQ	$203, AX
+	SYSCALL
+	CMPQ	AX, $0
+	JNE	die
+placed:
 	SYSCALL3($272, $0x4a000000, $0, $0)	// unshare(CLONE_NEWNET|CLONE_NEWIPC|CLONE_NEWCGROUP)
 	CMPQ	AX, $0
 	JNE	die
@@ -249,6 +294,59 @@ die:
 	SYSCALL
 	JMP	die
 
+// func otherCPUs()
+//
+// otherCPUs copies cpuMask (maskLen bytes; a negative maskLen is an
+// error) to otherMask without the CPU this runs on, and sets haveOther
+// when that leaves a CPU. It clobbers AX, CX, DX, SI, DI, R8-R11.
+TEXT ·otherCPUs(SB),NOSPLIT|NOFRAME,$0
+	MOVQ	$0, ·haveOther(SB)
+	MOVQ	·maskLen(SB), R8
+	CMPQ	R8, $0
+	JLE	done
+	MOVQ	$309, AX		// getcpu(&curCPU, NULL, NULL)
+	LEAQ	·curCPU(SB), DI
+	XORQ	SI, SI
+	XORQ	DX, DX
+	SYSCALL
+	CMPQ	AX, $0
+	JNE	done
+	LEAQ	·cpuMask(SB), R9
+	LEAQ	·otherMask(SB), R10
+	XORQ	CX, CX
+copy:
+	MOVB	(R9)(CX*1), AX
+	MOVB	AX, (R10)(CX*1)
+	INCQ	CX
+	CMPQ	CX, R8
+	JLT	copy
+	MOVLQZX	·curCPU(SB), AX
+	MOVQ	AX, SI
+	SHRQ	$3, SI			// its byte
+	CMPQ	SI, R8
+	JGE	done
+	MOVQ	AX, CX
+	ANDQ	$7, CX			// its bit
+	MOVQ	$1, DX
+	SHLQ	CX, DX
+	NOTQ	DX
+	MOVBQZX	(R10)(SI*1), AX
+	ANDQ	DX, AX
+	MOVB	AX, (R10)(SI*1)
+	XORQ	CX, CX			// any CPU left?
+	XORQ	DX, DX
+left:
+	MOVBQZX	(R10)(CX*1), AX
+	ORQ	AX, DX
+	INCQ	CX
+	CMPQ	CX, R8
+	JLT	left
+	CMPQ	DX, $0
+	JEQ	done
+	MOVQ	$1, ·haveOther(SB)
+done:
+	RET
+
 // func workerEnv()
 //
 // workerEnv reports in AX whether the environment (after argv's NULL, argc
@@ -307,3 +405,13 @@ GLOBL	·rootDir(SB), RODATA|NOPTR, $8
 GLOBL	·emptySet(SB), RODATA|NOPTR, $8
 
 GLOBL	·spawnFDs(SB), NOPTR, $32
+
+DATA	·newline+0(SB)/1, $"\n"
+GLOBL	·newline(SB), RODATA|NOPTR, $8
+
+GLOBL	·cpuMask(SB), NOPTR, $128
+GLOBL	·otherMask(SB), NOPTR, $128
+GLOBL	·maskLen(SB), NOPTR, $8
+GLOBL	·haveOther(SB), NOPTR, $8
+GLOBL	·curCPU(SB), NOPTR, $8
+GLOBL	·scratch(SB), NOPTR, $8

@@ -103,6 +103,7 @@ func run(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	// Standalone mode plays the broker in this process: the client build
 	// hands over to the engine build here, before anything is read.
 	if o.policy != "" || o.learn {
+		preloadPolicy()
 		if code, handed := handOff(pos, stdout, stderr); handed {
 			return code
 		}
