@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"github.com/rex-sh/rex/ipc"
@@ -428,16 +429,27 @@ func awaitHangup(fd int) {
 	}
 }
 
-// awaitStart returns the reader of the Start frame. When no byte of it is
-// there yet — a worker the broker started ahead of any run — it first runs
-// warm, off the run's clock; when the frame is already waiting (a worker
-// started for a run) it reads at once.
+// awaitStart returns the reader of the Start frame. When no byte of it
+// comes within startGrace — a worker the broker started ahead of any run,
+// for its pool — it first runs warm, off the run's clock; when the frame
+// is already waiting (a worker started for a run) it reads at once. A
+// frame on its way, as for a standalone run's worker that locked down
+// while its broker was still loading the policy, is waited for asleep:
+// warming up then would only take the CPU that broker needs.
 func awaitStart(warm func()) io.Reader {
 	var b [1]byte
 	if unix.SetNonblock(0, true) != nil {
 		return os.Stdin
 	}
-	n, err := unix.Read(0, b[:])
+	var n int
+	var err error
+	for waited := time.Duration(0); ; waited += startPoll {
+		n, err = unix.Read(0, b[:])
+		if n == 1 || err != unix.EAGAIN || waited >= startGrace {
+			break
+		}
+		_ = unix.Nanosleep(&unix.Timespec{Nsec: int64(startPoll)}, nil)
+	}
 	if serr := unix.SetNonblock(0, false); serr != nil {
 		return os.Stdin // a later read fails cleanly on EAGAIN
 	}
@@ -449,6 +461,14 @@ func awaitStart(warm func()) io.Reader {
 	}
 	return os.Stdin
 }
+
+// startGrace is how long awaitStart waits for a Start frame before it
+// warms up, and startPoll how often it looks meanwhile. A standalone
+// run's frame came 0.3-1.5 ms after its worker was ready here.
+const (
+	startGrace = 3 * time.Millisecond
+	startPoll  = 100 * time.Microsecond
+)
 
 // Lockdown is the last step before the script: it verifies the posture the
 // steps before left (pid 1, no_new_privs, no capability, no stray
