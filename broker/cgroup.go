@@ -162,9 +162,15 @@ func (cg *cgroup) oomKilled() bool {
 	return false
 }
 
-// remove kills whatever is left in the group and deletes it. A group can
-// only be removed once empty, so it retries briefly while the kernel reaps.
+// remove deletes the group, killing whatever is left in it first. A run's
+// group is normally empty by now (its worker, pid 1 of its pid namespace,
+// is reaped, and every process of the namespace died with it), so it tries
+// the removal first and only kills and retries, briefly, while the kernel
+// reaps, when that fails.
 func (cg *cgroup) remove() {
+	if cg.removeEmpty() {
+		return
+	}
 	for _, d := range cg.dirs {
 		if cg.mode == cgroupV2 {
 			_ = writeFile(filepath.Join(d, "cgroup.kill"), "1")
@@ -172,15 +178,21 @@ func (cg *cgroup) remove() {
 			killProcs(filepath.Join(d, "cgroup.procs"))
 		}
 	}
+	for try := 0; try < 200 && !cg.removeEmpty(); try++ {
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// removeEmpty removes every directory of the group that it can, and
+// reports whether none is left.
+func (cg *cgroup) removeEmpty() bool {
+	left := false
 	for i := len(cg.dirs) - 1; i >= 0; i-- {
-		d := cg.dirs[i]
-		for try := 0; try < 200; try++ {
-			if err := unix.Rmdir(d); err == nil || errors.Is(err, unix.ENOENT) {
-				break
-			}
-			time.Sleep(5 * time.Millisecond)
+		if err := unix.Rmdir(cg.dirs[i]); err != nil && !errors.Is(err, unix.ENOENT) {
+			left = true
 		}
 	}
+	return !left
 }
 
 func killProcs(procs string) {

@@ -3,6 +3,7 @@ package broker
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -135,3 +136,47 @@ func TestCgroupJanitorAndSweep(t *testing.T) {
 		t.Error("young group swept")
 	}
 }
+
+// remove empties a run's group that still holds a process (a worker's
+// descendant would be one) before it deletes it: the process is killed and
+// every directory goes.
+func TestCgroupRemoveKillsWhatIsLeft(t *testing.T) {
+	testutil.RequireRoot(t)
+	mode := detectCgroups()
+	if mode == cgroupNone {
+		testutil.Skip(t, "no writable cgroup hierarchy with memory and pids")
+	}
+	cg, err := newCgroup(mode, "run-test-"+randSuffixForTest(), 64<<20, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		cg.remove()
+		t.Fatal(err)
+	}
+	if err := cg.add(cmd.Process.Pid); err != nil {
+		_ = cmd.Process.Kill()
+		cg.remove()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }() // reaped as it dies, as a worker is
+	cg.remove()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("the process in the group exited 0: it was not killed")
+		}
+	case <-time.After(5 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("the process in the group is still running")
+	}
+	for _, d := range cg.dirs {
+		if _, err := os.Stat(d); err == nil {
+			t.Errorf("%s left behind", d)
+		}
+	}
+}
+
+func randSuffixForTest() string { return newRunID() }
