@@ -25,12 +25,15 @@ type FS struct {
 	root  int // O_PATH descriptor on the broker's "/"
 	watch *mountWatch
 
-	mu     sync.Mutex // guards mounts and the poll state of watch
+	mu     sync.Mutex // guards mounts, loaded and the poll state of watch
 	mounts mountTable
+	loaded bool // mounts has been read
 	frozen bool // tests only: keep the table even when the namespace changes
 }
 
-// New opens the broker's root and reads its mount table.
+// New opens the broker's root and its mount table, which the first lookup
+// reads: a run that looks nothing up (a standalone hello world) does not
+// parse it, ~0.2 ms of a standalone run's CPU here.
 func New() (*FS, error) {
 	root, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -41,14 +44,7 @@ func New() (*FS, error) {
 		unix.Close(root)
 		return nil, err
 	}
-	w.changed() // acknowledge the state we are about to read
-	t, err := w.read()
-	if err != nil {
-		unix.Close(root)
-		w.close()
-		return nil, err
-	}
-	return &FS{root: root, watch: w, mounts: t}, nil
+	return &FS{root: root, watch: w}, nil
 }
 
 // Close releases the root descriptor and the mount watch. Objects already
@@ -63,19 +59,19 @@ func (f *FS) Close() error {
 func (f *FS) table(force bool) (mountTable, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.frozen {
+	if f.frozen && f.loaded {
 		return f.mounts, nil
 	}
-	changed, err := f.watch.changed()
+	changed, err := f.watch.changed() // acknowledges the state read below
 	if err != nil {
 		return nil, err
 	}
-	if changed || force {
+	if changed || force || !f.loaded {
 		t, err := f.watch.read()
 		if err != nil {
 			return nil, err
 		}
-		f.mounts = t
+		f.mounts, f.loaded = t, true
 	}
 	return f.mounts, nil
 }

@@ -263,6 +263,9 @@ func TestMountSwapRefused(t *testing.T) {
 	mountTmpfs(t, d+"/m", "size=1m")
 	mustWrite(t, d+"/m/f", "first")
 	f := newFS(t)
+	if _, err := f.table(false); err != nil { // read now, then keep it
+		t.Fatal(err)
+	}
 	f.frozen = true
 	mountTmpfs(t, d+"/m", "size=1m") // over-mount: the stale table still names the first
 	mustWrite(t, d+"/m/f", "second")
@@ -549,5 +552,22 @@ func TestLookupToRead(t *testing.T) {
 	defer m.Close()
 	if data, err := m.ReadAll(100); err != nil || string(data) != "mounted" {
 		t.Errorf("ReadAll of a file mount = %q, %v", data, err)
+	}
+}
+
+// New leaves the mount table to the first lookup, which reads it: a run
+// that looks nothing up never parses it.
+func TestMountTableReadOnFirstLookup(t *testing.T) {
+	f := newFS(t)
+	if f.loaded {
+		t.Fatal("New read the mount table")
+	}
+	o, err := f.Lookup("/", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Close()
+	if !f.loaded || len(f.mounts) == 0 {
+		t.Fatalf("after a lookup: loaded %v, %d mounts", f.loaded, len(f.mounts))
 	}
 }
