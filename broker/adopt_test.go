@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -93,5 +94,34 @@ func TestAdoptedWorkerClosed(t *testing.T) {
 	}
 	if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil {
 		t.Errorf("Close left the adopted worker's socket open")
+	}
+}
+
+// A Runner of one run (Config.OneRun) has its worker exit as soon as its
+// result is written, and takes the run's peak memory from the reaped
+// worker's rusage: the run succeeds and its audit record has the figure.
+func TestOneRunPeakMemory(t *testing.T) {
+	testutil.RequireRoot(t)
+	audit := &testutil.SyncBuffer{}
+	r, err := NewRunner(Config{WorkerPath: filepath.Join(testutil.Binaries(t), "rex-worker"), Audit: audit, OneRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := r.Run(context.Background(), &Job{Principal: authz.Principal{Name: "u", UID: 1000}, Policies: loadPolicy(t, ""),
+		Script: []byte(`1 + 1`), ScriptName: "s", Args: []byte(`{}`)})
+	r.Close()
+	r.Wait()
+	if res.Status != ipc.StatusSuccess || string(res.Output) != "2" {
+		t.Fatalf("run: %+v %+v", res, res.Error)
+	}
+	var end AuditRecord
+	for _, line := range strings.Split(strings.TrimSpace(audit.String()), "\n") {
+		var rec AuditRecord
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Event == "run_end" {
+			end = rec
+		}
+	}
+	if end.PeakMemory < 1<<20 {
+		t.Errorf("run_end peak memory %d bytes: %s", end.PeakMemory, audit)
 	}
 }

@@ -95,6 +95,11 @@ type Config struct {
 	// Adopt is a worker started for the Runner before it existed (see
 	// Adopted); Prestart's worker is that one when it passes its check.
 	Adopt *Adopted
+	// OneRun is a Runner in a process that waits for its run's cleanup
+	// before it ends (standalone rex-exec): its worker exits as soon as it
+	// has written its result (ipc.Start.ExitAfterResult), and the run's
+	// peak memory is the reaped worker's rusage.
+	OneRun bool
 	// Prestart has NewRunner call Runner.Prestart as soon as it knows how
 	// to start a worker, before the rest of its set-up (the host file
 	// system's mount table, the deny lists), which the worker's start
@@ -620,7 +625,7 @@ func (r *Runner) run(ctx context.Context, rn *run, job *Job) *ipc.Result {
 
 	startMsg := &ipc.Start{
 		Version: ipc.Version, RunID: rn.id, Script: job.Script, ScriptName: job.ScriptName,
-		Args: job.Args, MaxStdout: r.cfg.Limits.StdoutBytes,
+		Args: job.Args, MaxStdout: r.cfg.Limits.StdoutBytes, ExitAfterResult: r.cfg.OneRun,
 	}
 	go func() {
 		_ = ipc.WriteFrame(wp.stdin, ipc.MsgStart, startMsg)
@@ -664,7 +669,9 @@ func (r *Runner) run(ctx context.Context, rn *run, job *Job) *ipc.Result {
 		// The worker reported: nothing it does from now on can change the
 		// run. Kill it and leave reaping to release, off the run's clock;
 		// only a session that broke the protocol still spoils the result.
-		rn.peakMemory = peakRSS(wp.pid())
+		if !r.cfg.OneRun {
+			rn.peakMemory = peakRSS(wp.pid())
+		}
 		_ = wp.kill()
 		if rn.peakMemory == 0 {
 			// It had exited already (a zombie has no memory to read), so

@@ -47,6 +47,11 @@ type Start struct {
 	ScriptName string `msgpack:"script_name"`
 	Args       []byte `msgpack:"args"`
 	MaxStdout  int    `msgpack:"max_stdout"`
+	// ExitAfterResult has the worker exit as soon as it has written its
+	// result, rather than wait for the broker to hang up: its broker reaps
+	// it before answering anyway (standalone rex-exec), so its teardown
+	// may start at once.
+	ExitAfterResult bool `msgpack:"exit_after_result"`
 }
 
 // WorkerResult is the single frame a worker writes to its stdout when the

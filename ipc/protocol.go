@@ -18,7 +18,9 @@ import (
 //	    system and systemd operations (100–401).
 //	3 — Response.poll: the broker says it polls for the next request, and
 //	    the worker may then poll for its reply.
-const Version = 3
+//	4 — Start.exit_after_result: the worker exits once its result is
+//	    written, for a broker that reaps it before answering.
+const Version = 4
 
 // Caps. Every length is checked against its cap before anything is
 // allocated for it.

@@ -191,6 +191,9 @@ func sandbox(run RunFunc, lockedAtEntry bool) error {
 	if err := ipc.WriteFrame(os.Stdout, ipc.MsgWorkerResult, res); err != nil {
 		return fail(ExitResult, "write result frame", err)
 	}
+	if start.ExitAfterResult {
+		return nil
+	}
 	// Stay until the broker hangs up. It reads the peak memory of a live
 	// worker and then kills it, so the run's result does not wait for this
 	// process to tear down its threads and memory (about a millisecond).

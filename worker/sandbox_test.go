@@ -117,6 +117,12 @@ func startWorker(t *testing.T, script string) *workerProc {
 
 func startBinary(t *testing.T, bin, script string) *workerProc {
 	t.Helper()
+	return startBinaryWith(t, bin, &ipc.Start{Version: ipc.Version, RunID: "test", Script: []byte(script)})
+}
+
+// startBinaryWith is startBinary with start as the Start frame.
+func startBinaryWith(t *testing.T, bin string, start *ipc.Start) *workerProc {
+	t.Helper()
 	uid := workerUID(t)
 	brokerEnd, workerEnd, err := ipc.SocketPair()
 	if err != nil {
@@ -152,7 +158,7 @@ func startBinary(t *testing.T, bin, script string) *workerProc {
 		errR.Close()
 		brokerEnd.Close()
 	})
-	if err := ipc.WriteFrame(inW, ipc.MsgStart, &ipc.Start{Version: ipc.Version, RunID: "test", Script: []byte(script)}); err != nil {
+	if err := ipc.WriteFrame(inW, ipc.MsgStart, start); err != nil {
 		t.Fatalf("write start: %v", err)
 	}
 	return w
@@ -466,5 +472,33 @@ len(s) > 20000000
 	}
 	if res.ErrType != "" || string(res.Output) != "true" || !strings.HasPrefix(res.Stdout, "built ") {
 		t.Fatalf("result %+v (output %s)", res, res.Output)
+	}
+}
+
+// A worker told ipc.Start.ExitAfterResult exits once its result is
+// written, while its broker still holds the socket; without it, it waits
+// for the hang-up.
+func TestWorkerExitAfterResult(t *testing.T) {
+	for _, exit := range []bool{true, false} {
+		w := startBinaryWith(t, buildWorker(t, ""), &ipc.Start{Version: ipc.Version, RunID: "test", Script: []byte("1"), ExitAfterResult: exit})
+		w.stdin.Close()
+		var res ipc.WorkerResult
+		if err := ipc.ReadFrameAs(w.stdout, ipc.MsgWorkerResult, &res); err != nil || string(res.Output) != "1" {
+			t.Fatalf("exit %v: result %+v, %v", exit, res, err)
+		}
+		done := make(chan struct{})
+		go func() { _ = w.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+			if !exit {
+				t.Error("the worker exited before its broker hung up")
+			}
+		case <-time.After(time.Second):
+			if exit {
+				t.Error("the worker told to exit after its result still runs a second later")
+			}
+			w.broker.Close()
+			<-done
+		}
 	}
 }

@@ -109,6 +109,9 @@ func standalone(o *options, script []byte, name string, args []byte) *ipc.Result
 		WorkerUsernsEach: true,
 		// As root on amd64, the entry point started the worker already.
 		Adopt: prespawned(),
+		// This process reaps the worker before it prints the result: the
+		// worker may end as soon as it has written it.
+		OneRun: true,
 		// The worker starts first, and its start (its process image and
 		// lock-down, most of a run's start-up) overlaps the rest: the
 		// Runner's set-up, the policy's parse. It reads no script until
