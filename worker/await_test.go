@@ -33,19 +33,19 @@ func withStdin(t *testing.T, f func(w *os.File)) {
 	f(w)
 }
 
-// A Start frame already waiting is read at once, and one that comes within
-// startGrace is waited for: neither warms up (the CPU then belongs to the
-// broker about to serve the run). Only a worker left waiting longer, as a
-// pool's, warms up.
+// A Start frame already waiting is read at once; one on its way is waited
+// for after the run's preparation, and does not warm up (the CPU then
+// belongs to the broker about to serve the run). Only a worker left
+// waiting longer, as a pool's, warms up.
 func TestAwaitStart(t *testing.T) {
 	for _, c := range []struct {
-		name  string
-		delay time.Duration // before the frame's first byte; <0: none
-		warm  bool
+		name       string
+		delay      time.Duration // before the frame's first byte; <0: none
+		prep, warm bool
 	}{
-		{"waiting", 0, false},
-		{"within grace", startGrace / 10, false},
-		{"none", -1, true},
+		{"waiting", 0, false, false},
+		{"within grace", startGrace / 10, true, false},
+		{"none", -1, true, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			withStdin(t, func(w *os.File) {
@@ -54,10 +54,10 @@ func TestAwaitStart(t *testing.T) {
 				} else if c.delay > 0 {
 					time.AfterFunc(c.delay, func() { w.Write([]byte("S")) })
 				}
-				warmed := false
-				in := awaitStart(func() { warmed = true })
-				if warmed != c.warm {
-					t.Errorf("warmed %v, want %v", warmed, c.warm)
+				prepared, warmed := false, false
+				in := awaitStart(func() { prepared = true }, func() { warmed = true })
+				if prepared != c.prep || warmed != c.warm {
+					t.Errorf("prepared %v, warmed %v; want %v, %v", prepared, warmed, c.prep, c.warm)
 				}
 				if c.delay >= 0 {
 					var b [1]byte

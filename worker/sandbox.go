@@ -176,10 +176,7 @@ func sandbox(run RunFunc, lockedAtEntry bool) error {
 	// prepares its run meanwhile, off the run's clock; one whose script is
 	// already there prepares at once.
 	var script func(*ipc.Start) *ipc.WorkerResult
-	in := awaitStart(func() {
-		Warm()
-		script = run(c)
-	})
+	in := awaitStart(func() { script = run(c) }, Warm)
 	if script == nil {
 		script = run(c)
 	}
@@ -432,26 +429,30 @@ func awaitHangup(fd int) {
 	}
 }
 
-// awaitStart returns the reader of the Start frame. When no byte of it
-// comes within startGrace — a worker the broker started ahead of any run,
-// for its pool — it first runs warm, off the run's clock; when the frame
-// is already waiting (a worker started for a run) it reads at once. A
-// frame on its way, as for a standalone run's worker that locked down
-// while its broker was still loading the policy, is waited for asleep:
-// warming up then would only take the CPU that broker needs.
-func awaitStart(warm func()) io.Reader {
+// awaitStart returns the reader of the Start frame. When the frame is
+// already waiting (a worker started for a run) it reads at once. Otherwise
+// it first runs prep, the run's own preparation, which the wait then hides,
+// and waits for the frame asleep for up to startGrace: a frame on its way,
+// as for a standalone run's worker that locked down while its broker was
+// still loading the policy, would only find a warming worker taking the
+// CPU that broker needs. When no byte comes within startGrace — a worker
+// the broker started ahead of any run, for its pool — it runs warm, off
+// the run's clock.
+func awaitStart(prep, warm func()) io.Reader {
 	var b [1]byte
 	if unix.SetNonblock(0, true) != nil {
 		return os.Stdin
 	}
-	var n int
-	var err error
-	for waited := time.Duration(0); ; waited += startPoll {
-		n, err = unix.Read(0, b[:])
-		if n == 1 || err != unix.EAGAIN || waited >= startGrace {
-			break
+	n, err := unix.Read(0, b[:])
+	if err == unix.EAGAIN {
+		prep()
+		for waited := time.Duration(0); ; waited += startPoll {
+			n, err = unix.Read(0, b[:])
+			if n == 1 || err != unix.EAGAIN || waited >= startGrace {
+				break
+			}
+			_ = unix.Nanosleep(&unix.Timespec{Nsec: int64(startPoll)}, nil)
 		}
-		_ = unix.Nanosleep(&unix.Timespec{Nsec: int64(startPoll)}, nil)
 	}
 	if serr := unix.SetNonblock(0, false); serr != nil {
 		return os.Stdin // a later read fails cleanly on EAGAIN
