@@ -125,20 +125,26 @@ func standalone(o *options, script []byte, name string, args []byte) *ipc.Result
 	// worker started ahead when no run took it (a policy that fails to load).
 	defer r.Wait()
 	defer r.Close()
+	// The caller's principal (names from the user and group databases)
+	// is looked up beside the policy's load.
+	principal := make(chan authz.Principal, 1)
+	go func() {
+		gids := []uint32{uint32(os.Getgid())}
+		if gs, err := os.Getgroups(); err == nil {
+			for _, g := range gs {
+				gids = append(gids, uint32(g))
+			}
+		}
+		principal <- broker.PrincipalFor(uint32(os.Getuid()), gids)
+	}()
 	ps, err := authz.LoadPath(o.policy)
 	if err != nil {
 		return validationError("policy: %v", err)
 	}
-	gids := []uint32{uint32(os.Getgid())}
-	if gs, err := os.Getgroups(); err == nil {
-		for _, g := range gs {
-			gids = append(gids, uint32(g))
-		}
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return r.Run(ctx, &broker.Job{
-		Principal: broker.PrincipalFor(uint32(os.Getuid()), gids), Policies: ps,
+		Principal: <-principal, Policies: ps,
 		Script: script, ScriptName: name, Args: args, Timeout: o.timeout, PeerPID: os.Getpid(), Learn: o.engine.learner,
 	})
 }
