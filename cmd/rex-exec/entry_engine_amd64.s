@@ -11,6 +11,20 @@
 	MOVQ	c, DX; \
 	SYSCALL
 
+// DUPTO(off, fd) is the child's dup3(spawnFDs[off/4], fd, 0); it dies on
+// failure.
+#define DUPTO(off, fd) \
+	MOVLQSX	off(R14), DI; \
+	SYSCALL3($292, DI, fd, $0); \
+	CMPQ	AX, $0; \
+	JLT	die
+
+// CLOSEAT(off) is close(spawnFDs[off/4]).
+#define CLOSEAT(off) \
+	MOVLQSX	off(R14), DI; \
+	MOVQ	$3, AX; \
+	SYSCALL
+
 // func rexEngineEntry()
 //
 // The engine build's ELF entry point (the Makefile links
@@ -178,18 +192,10 @@ release:
 	MOVQ	AX, ·prespawn+24(SB)	// stdout's read end
 	MOVLQSX	24(R14), AX
 	MOVQ	AX, ·prespawn+32(SB)	// stderr's read end
-	MOVLQSX	4(R14), DI
-	MOVQ	$3, AX
-	SYSCALL
-	MOVLQSX	8(R14), DI
-	MOVQ	$3, AX
-	SYSCALL
-	MOVLQSX	20(R14), DI
-	MOVQ	$3, AX
-	SYSCALL
-	MOVLQSX	28(R14), DI
-	MOVQ	$3, AX
-	SYSCALL
+	CLOSEAT(4)			// socket[1]
+	CLOSEAT(8)			// stdin[0]
+	CLOSEAT(20)			// stdout[1]
+	CLOSEAT(28)			// stderr[1]
 	JMP	runtime
 
 fail:
@@ -260,22 +266,10 @@ placed:
 	SYSCALL
 	CMPQ	AX, $0
 	JNE	die
-	MOVLQSX	8(R14), DI		// dup3(stdin[0], 0, 0)
-	SYSCALL3($292, DI, $0, $0)
-	CMPQ	AX, $0
-	JLT	die
-	MOVLQSX	20(R14), DI		// dup3(stdout[1], 1, 0)
-	SYSCALL3($292, DI, $1, $0)
-	CMPQ	AX, $0
-	JLT	die
-	MOVLQSX	28(R14), DI		// dup3(stderr[1], 2, 0)
-	SYSCALL3($292, DI, $2, $0)
-	CMPQ	AX, $0
-	JLT	die
-	MOVLQSX	4(R14), DI		// dup3(socket[1], 3, 0)
-	SYSCALL3($292, DI, $3, $0)
-	CMPQ	AX, $0
-	JLT	die
+	DUPTO(8, $0)			// stdin[0]
+	DUPTO(20, $1)			// stdout[1]
+	DUPTO(28, $2)			// stderr[1]
+	DUPTO(4, $3)			// socket[1]
 	MOVQ	$436, AX		// close_range(4, ~0, 0): nothing else reaches the worker
 	MOVQ	$4, DI
 	MOVQ	$0xffffffff, SI
