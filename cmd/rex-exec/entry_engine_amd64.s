@@ -216,6 +216,7 @@ runtime:
 	JMP	_rt0_amd64_linux(SB)
 
 child:
+	CLOSEAT(12)			// stdin[1]: so that the read below ends if the parent dies
 	MOVLQSX	8(R14), DI		// read(stdin[0], scratch, 1): wait for the parent
 	LEAQ	·scratch(SB), SI
 	MOVQ	$1, DX
