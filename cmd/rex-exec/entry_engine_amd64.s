@@ -30,7 +30,8 @@
 // The engine build's ELF entry point (the Makefile links
 // rex-exec-standalone with -E main.rexEngineEntry; see
 // entry_engine_amd64.go). A root standalone run (an argument --policy or
-// -policy, alone or =VALUE; effective uid 0; no $REX_WORKER) spends about
+// -policy, alone or =VALUE; effective uid 0; no $REX_WORKER; rex-worker
+// next to this executable) spends about
 // half its start-up starting two Go programs one after the other, the
 // engine and then its worker. This starts the worker first, before the
 // engine's Go runtime, so that the two start side by side:
@@ -85,6 +86,11 @@ name:
 	INCQ	DI
 	TESTB	AL, AL
 	JNE	name
+	// No worker there (installed elsewhere, found by broker.WorkerPath's
+	// later candidates): leave it to the engine.
+	SYSCALL3($269, $-100, $·exeBuf(SB), $1)	// faccessat(AT_FDCWD, worker, X_OK)
+	CMPQ	AX, $0
+	JNE	runtime
 
 	// spawnFDs: socket[2], stdin[2], stdout[2], stderr[2] (int32 each).
 	LEAQ	·spawnFDs(SB), R14
