@@ -40,7 +40,8 @@
 //   pipe2(O_CLOEXEC) three times                      its stdin, stdout, stderr
 //   clone(CLONE_NEWPID|SIGCHLD)                       a copy of this process,
 //                                                     pid 1 of a new pid namespace
-// and in the child, as broker.startWorker's own child does:
+// and in the child, once the parent has let it go (see otherCPUs below),
+// as broker.startWorker's own child does:
 //   unshare(CLONE_NEWNET|CLONE_NEWIPC|CLONE_NEWCGROUP)
 //   setsid(); setgroups(0); setgid(uid); setuid(uid)  uid: prespawnUID
 //   chdir("/"); prctl(PR_SET_PDEATHSIG, SIGKILL); an empty signal mask
@@ -51,10 +52,10 @@
 // when the engine starts it.
 //
 // The parent leaves the child's pid and its own ends in prespawn and goes
-// on into the Go runtime. The engine trusts nothing made here: before a run gets the
-// worker, the engine checks from outside what this should have made (see
-// adoptWorker), and a worker that fails the check, or exits, is killed and
-// replaced by one the engine starts itself. Any failure here (a descriptor
+// on into the Go runtime. The engine trusts nothing made here: before a
+// run gets the worker, the Runner checks from outside what this should
+// have made (broker.Adopted), and a worker that fails the check, or exits,
+// is killed and replaced by one the Runner starts itself. Any failure here (a descriptor
 // that would land on 0-3, a system call refused) leaves prespawn zero.
 // Every descriptor made here is close-on-exec in the engine.
 //
