@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"time"
 	"unsafe"
@@ -56,6 +57,7 @@ type PacketConn struct {
 	spin     time.Duration // SetSpin; 0: every Recv blocks at once
 	spinWhen func() bool   // SetSpin's condition; nil: always
 	lastWait time.Duration // how long the previous Recv waited
+	yielded  time.Time     // when a polling Recv last yielded (see recvmsg)
 
 	// The raw end's recvmsg header, over rbuf and oob (see recvRaw).
 	msg unix.Msghdr
@@ -200,8 +202,18 @@ func (p *PacketConn) Send(b []byte, fd *os.File) error {
 // script's loop comes back with its next call in 10–30 µs, but the tail
 // (a collection, a slow open) reaches past 100 µs: at 50 µs the polls
 // missed often enough to gain 4 %, at 200 µs a loop of fs.stat ran 5–17 %
-// faster (bench/RESULTS.md, sixth session).
-const DefaultSpin = 200 * time.Microsecond
+// faster (bench/RESULTS.md, sixth session). At 1 ms the 99th percentile
+// of a call fell from ~250 to ~80 µs, and the mean by 10–20 %: a poll that
+// gave up paid a sleep and a wake-up on top of the 200 µs it had spun
+// (ninth session).
+const DefaultSpin = time.Millisecond
+
+// yieldEvery is how often a polling Recv yields to Go's scheduler: well
+// inside the 10 ms after which sysmon preempts a goroutine that has not
+// been rescheduled.
+const yieldEvery = 5 * time.Millisecond
+
+var yield = runtime.Gosched // a variable for TestRawRecvYields
 
 // SetSpin makes each Recv on a raw end poll for its packet, with
 // non-blocking recvmsg, for up to d before it blocks, while when (if not
@@ -239,6 +251,18 @@ func (p *PacketConn) recvmsg() (n, oobn, flags int, err error) {
 	}
 	if p.spin > 0 {
 		start := time.Now()
+		// A goroutine that only polls and makes short system calls is
+		// never rescheduled, so after 10 ms Go's sysmon takes it for a
+		// runaway: it preempts it, takes its P away inside whichever
+		// system call it is in, and hands the P to another thread, and
+		// sysmon itself then wakes every 20 µs for a while. On two
+		// cores, each of those wake-ups preempts one side of the loop:
+		// they were most of the calls slower than 50 µs. Yielding now
+		// and then restarts that clock at the cost of one wake-up.
+		if start.Sub(p.yielded) > yieldEvery {
+			yield()
+			p.yielded = start
+		}
 		defer func() { p.lastWait = time.Since(start) }()
 		if p.lastWait <= p.spin && (p.spinWhen == nil || p.spinWhen()) {
 			for {

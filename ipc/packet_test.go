@@ -385,6 +385,38 @@ func TestClientPollsWithBroker(t *testing.T) {
 	<-brokerDone
 }
 
+// A polling Recv yields to Go's scheduler once every yieldEvery, however
+// fast its packets come, so that sysmon never takes the poller for a
+// runaway goroutine (see recvmsg); an end that does not poll never yields.
+func TestRawRecvYields(t *testing.T) {
+	var yields int
+	yield = func() { yields++ }
+	t.Cleanup(func() { yield = runtime.Gosched })
+	p, b := rawPair(t, 1)
+	peer := int(b.Fd())
+	recv := func() {
+		t.Helper()
+		if _, err := unix.Write(peer, []byte{1}); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := p.Recv(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recv()
+	if yields != 0 {
+		t.Fatalf("an end that does not poll yielded %d times", yields)
+	}
+	p.SetSpin(time.Millisecond, nil)
+	start := time.Now()
+	for time.Since(start) < 3*yieldEvery+yieldEvery/2 {
+		recv()
+	}
+	if yields < 3 || yields > 4 {
+		t.Errorf("%d yields in %v of polling Recvs; want one per %v", yields, time.Since(start), yieldEvery)
+	}
+}
+
 // A raw end receives without allocating: a polling Recv makes many tries
 // per packet, and each would otherwise allocate the peer's address.
 func TestRawRecvAllocatesNothing(t *testing.T) {
