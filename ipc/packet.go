@@ -251,20 +251,21 @@ func (p *PacketConn) recvmsg() (n, oobn, flags int, err error) {
 	}
 	if p.spin > 0 {
 		start := time.Now()
-		// A goroutine that only polls and makes short system calls is
-		// never rescheduled, so after 10 ms Go's sysmon takes it for a
-		// runaway: it preempts it, takes its P away inside whichever
-		// system call it is in, and hands the P to another thread, and
-		// sysmon itself then wakes every 20 µs for a while. On two
-		// cores, each of those wake-ups preempts one side of the loop:
-		// they were most of the calls slower than 50 µs. Yielding now
-		// and then restarts that clock at the cost of one wake-up.
-		if start.Sub(p.yielded) > yieldEvery {
-			yield()
-			p.yielded = start
-		}
 		defer func() { p.lastWait = time.Since(start) }()
 		if p.lastWait <= p.spin && (p.spinWhen == nil || p.spinWhen()) {
+			// A goroutine that only polls and makes short system calls
+			// is never rescheduled, so after 10 ms Go's sysmon takes it
+			// for a runaway: it preempts it, takes its P away inside
+			// whichever system call it is in, and hands the P to
+			// another thread, and sysmon itself then wakes every 20 µs
+			// for a while. On two cores, each of those wake-ups
+			// preempts one side of the loop: they were most of the
+			// calls slower than 50 µs. Yielding now and then restarts
+			// that clock at the cost of one wake-up.
+			if start.Sub(p.yielded) > yieldEvery {
+				yield()
+				p.yielded = start
+			}
 			for {
 				n, oobn, flags, err = p.recvRaw(unix.MSG_CMSG_CLOEXEC | unix.MSG_DONTWAIT)
 				switch {

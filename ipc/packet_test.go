@@ -387,7 +387,7 @@ func TestClientPollsWithBroker(t *testing.T) {
 
 // A polling Recv yields to Go's scheduler once every yieldEvery, however
 // fast its packets come, so that sysmon never takes the poller for a
-// runaway goroutine (see recvmsg); an end that does not poll never yields.
+// runaway goroutine (see recvmsg); a Recv that does not poll never yields.
 func TestRawRecvYields(t *testing.T) {
 	var yields int
 	yield = func() { yields++ }
@@ -407,7 +407,15 @@ func TestRawRecvYields(t *testing.T) {
 	if yields != 0 {
 		t.Fatalf("an end that does not poll yielded %d times", yields)
 	}
-	p.SetSpin(time.Millisecond, nil)
+	polling := false
+	p.SetSpin(time.Millisecond, func() bool { return polling })
+	for range 3 {
+		recv()
+	}
+	if yields != 0 {
+		t.Fatalf("an end whose condition says not to poll yielded %d times", yields)
+	}
+	polling = true
 	start := time.Now()
 	for time.Since(start) < 3*yieldEvery+yieldEvery/2 {
 		recv()
