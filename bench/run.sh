@@ -31,12 +31,16 @@ echo "machine: $(nproc) cores, $(free -g | awk '/Mem/{print $2}') GiB, kernel $(
 
 # 1. One hello-world run, standalone and through the daemon (its pool of
 #    pre-started workers on), against bubblewrap starting /usr/bin/true.
-bin/cmdbench -n "$N" -name "hello standalone vs bwrap" -target 1.5 -- "$R/rex-exec" --policy "$tmp/pol/p.cedar" "$tmp/hello.risor" -- "${BWRAP[@]}"
+#    Each command gets 50 ms to itself afterwards: the daemon refills its
+#    pool after each run, a worker start on the other core that used to land
+#    on bubblewrap's next run (its median went from ~6.5 to ~9 ms, which
+#    flattered rex), and both leave the kernel namespaces to free.
+bin/cmdbench -n "$N" -settle 50ms -name "hello standalone vs bwrap" -target 1.5 -- "$R/rex-exec" --policy "$tmp/pol/p.cedar" "$tmp/hello.risor" -- "${BWRAP[@]}"
 "$R/rex-broker" --socket "$tmp/rex.sock" --policy-dir "$tmp/pol" --audit-log /dev/null --socket-mode 0666 --pool 2 2>/dev/null &
 broker_pid=$!
 for _ in $(seq 100); do [ -S "$tmp/rex.sock" ] && break; sleep 0.05; done
 sleep 1
-bin/cmdbench -n "$N" -name "hello daemon vs bwrap" -target 1.0 -- "$R/rex-exec" --socket "$tmp/rex.sock" "$tmp/hello.risor" -- "${BWRAP[@]}"
+bin/cmdbench -n "$N" -settle 50ms -name "hello daemon vs bwrap" -target 1.0 -- "$R/rex-exec" --socket "$tmp/rex.sock" "$tmp/hello.risor" -- "${BWRAP[@]}"
 kill "$broker_pid"; wait "$broker_pid" 2>/dev/null || true; broker_pid=
 
 # 2. Per-operation cost: fs.stat against a bare seqpacket round trip.

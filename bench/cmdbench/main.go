@@ -19,6 +19,7 @@ func main() {
 	n := flag.Int("n", 30, "runs of each command")
 	name := flag.String("name", "workload", "name printed in the table")
 	target := flag.Float64("target", 0, "target ratio (rex/baseline); 0 prints no verdict")
+	settle := flag.Duration("settle", 0, "pause after each command, so that work it leaves behind (a daemon refilling its pool, the kernel freeing namespaces) does not land on the next one")
 	flag.Parse()
 	args := flag.Args()
 	split := -1
@@ -39,11 +40,13 @@ func main() {
 			fmt.Fprintf(os.Stderr, "cmdbench: %s: %v\n", strings.Join(rex, " "), err)
 			os.Exit(1)
 		}
+		time.Sleep(*settle)
 		b, err := timeOne(base)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "cmdbench: %s: %v\n", strings.Join(base, " "), err)
 			os.Exit(1)
 		}
+		time.Sleep(*settle)
 		if i >= 2 { // the first runs warm caches
 			tr, tb = append(tr, r), append(tb, b)
 		}

@@ -122,11 +122,16 @@ func directReads(p string, n int) time.Duration {
 func timeCmd(name string, args ...string) time.Duration {
 	start := time.Now()
 	out, err := exec.Command(name, args...).CombinedOutput()
+	d := time.Since(start)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "fsbench: %s: %v\n%s", name, err, out)
 		os.Exit(1)
 	}
-	return time.Since(start)
+	// Let the work a command leaves behind (the kernel freeing a run's
+	// namespaces and memory on a workqueue) finish before the next
+	// measurement, which it would otherwise slow.
+	time.Sleep(50 * time.Millisecond)
+	return d
 }
 
 func timeShell(cmd string) time.Duration { return timeCmd("sh", "-c", cmd) }

@@ -6,6 +6,13 @@
 //
 // rex's figure is (time of a script doing n fs.stat calls − time of an
 // empty script) / n, medians over several runs each.
+//
+// Two more bare-Go figures, from the same runs, say where rex's margin
+// goes: the same round trip with both ends polling (non-blocking recvmsg,
+// as rex's ends do while one run has the broker), and that plus the
+// system calls of rex's confined stat (ppoll on the mount table, openat2 of
+// the parent, statx, close). What rex costs beyond the second is its own
+// code: Risor, the codec, authorisation, the audit record, the result map.
 package main
 
 import (
@@ -15,14 +22,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "echo-child" {
-		echo()
+	if len(os.Args) > 3 && os.Args[1] == "echo-child" {
+		echo(os.Args[2], os.Args[3])
 		return
 	}
 	rex := flag.String("rex", "bin/rex-exec", "rex-exec binary")
@@ -40,11 +48,13 @@ func main() {
 	check(os.WriteFile(empty, []byte("1\n"), 0o644))
 	loop := filepath.Join(dir, "loop.risor")
 	check(os.WriteFile(loop, []byte(fmt.Sprintf("for i := 0; i < %d; i++ { fs.stat(%q) }\n1\n", *n, dir)), 0o644))
-	var floors, bases, fulls []time.Duration
+	var floors, polls, lookups, bases, fulls []time.Duration
 	for range *runs {
 		// Interleaved, so that the machine's drift (this VM's speed moves
 		// by a fifth within minutes) hits the floor and rex alike.
-		floors = append(floors, floorRun(*n))
+		floors = append(floors, floorRun(*n, "block", dir))
+		polls = append(polls, floorRun(*n, "poll", dir))
+		lookups = append(lookups, floorRun(*n, "lookup", dir))
 		bases = append(bases, timeCmd(*rex, "--policy", pol, empty))
 		fulls = append(fulls, timeCmd(*rex, "--policy", pol, loop))
 	}
@@ -57,14 +67,21 @@ func main() {
 	}
 	fmt.Printf("%-28s rex %8.2f µs   floor %8.2f µs   ratio %5.2f   target %5.2f  %s\n",
 		"per-op fs.stat vs seqpacket", us(per), us(floor), ratio, *target, verdict)
+	poll, lookup := median(polls)/time.Duration(*n), median(lookups)/time.Duration(*n)
+	fmt.Printf("%-28s polling %.2f µs (%.2f), + confined stat %.2f µs (%.2f); rex's own code %.2f µs\n",
+		"  bare Go, same runs", us(poll), float64(poll)/float64(floor), us(lookup), float64(lookup)/float64(floor), us(per-lookup))
 }
 
-func floorRun(n int) time.Duration {
+// floorRun times n request/response exchanges with a child process
+// answering on a SOCK_SEQPACKET socketpair. mode "block": both ends block
+// in recvmsg (the floor). "poll": both ends poll. "lookup": both poll, and
+// the child looks dir up as rex's broker does before each reply.
+func floorRun(n int, mode, dir string) time.Duration {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	check(err)
 	self, err := os.Executable()
 	check(err)
-	child := exec.Command(self, "echo-child")
+	child := exec.Command(self, "echo-child", mode, dir)
 	// The child's end is closed through its os.File, never by number: a
 	// File closed behind its back would close that number again from its
 	// finalizer, by then reused (it once closed the pipe of a timed
@@ -75,10 +92,14 @@ func floorRun(n int) time.Duration {
 	end.Close()
 	msg := make([]byte, 96) // about the size of an encoded stat request
 	buf := make([]byte, 512)
+	flags := 0
+	if mode != "block" {
+		flags = unix.MSG_DONTWAIT
+	}
 	start := time.Now()
 	for i := 0; i < n; i++ {
 		check(retry(func() error { return unix.Sendmsg(fds[0], msg, nil, nil, 0) }))
-		check(retry(func() error { _, _, _, _, err := unix.Recvmsg(fds[0], buf, nil, 0); return err }))
+		check(retry(func() error { _, _, _, _, err := unix.Recvmsg(fds[0], buf, nil, flags); return err }))
 	}
 	d := time.Since(start)
 	unix.Close(fds[0])
@@ -87,15 +108,26 @@ func floorRun(n int) time.Duration {
 }
 
 // echo answers every packet on fd 3 with a 300-byte reply (about a stat
-// reply) until the peer closes.
-func echo() {
+// reply) until the peer closes; see floorRun for the modes.
+func echo(mode, dir string) {
 	buf := make([]byte, 512)
 	reply := make([]byte, 300)
+	flags := 0
+	if mode != "block" {
+		flags = unix.MSG_DONTWAIT
+	}
+	var stat func() error
+	if mode == "lookup" {
+		stat = confinedStat(dir)
+	}
 	for {
 		var n int
-		err := retry(func() (err error) { n, _, _, _, err = unix.Recvmsg(3, buf, nil, 0); return err })
+		err := retry(func() (err error) { n, _, _, _, err = unix.Recvmsg(3, buf, nil, flags); return err })
 		if err != nil || n == 0 {
 			return
+		}
+		if stat != nil {
+			check(stat())
 		}
 		if retry(func() error { return unix.Sendmsg(3, reply, nil, nil, 0) }) != nil {
 			return
@@ -103,11 +135,40 @@ func echo() {
 	}
 }
 
+// confinedStat returns the system calls of broker/host's stat of dir, with
+// none of its code around them: ppoll on the mount table (has it
+// changed?), openat2 of the parent beneath "/" with rex's resolve flags,
+// statx of the entry, close.
+func confinedStat(dir string) func() error {
+	root, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	check(err)
+	mounts, err := unix.Open("/proc/self/mountinfo", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	check(err)
+	parent, name := filepath.Split(dir)
+	parent = strings.Trim(parent, "/")
+	how := unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV | unix.RESOLVE_NO_SYMLINKS}
+	pfd := []unix.PollFd{{Fd: int32(mounts), Events: unix.POLLPRI}}
+	var stx unix.Statx_t
+	return func() error {
+		if _, err := unix.Poll(pfd, 0); err != nil && err != unix.EINTR {
+			return err
+		}
+		fd, err := unix.Openat2(root, parent, &how)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		return unix.Statx(fd, name, unix.AT_SYMLINK_NOFOLLOW|unix.AT_NO_AUTOMOUNT|unix.AT_STATX_SYNC_AS_STAT,
+			unix.STATX_BASIC_STATS, &stx)
+	}
+}
+
 // retry repeats a syscall interrupted by the Go runtime's preemption
-// signal.
+// signal, and, for a polling end, one that found nothing yet.
 func retry(f func() error) error {
 	for {
-		if err := f(); err != unix.EINTR {
+		if err := f(); err != unix.EINTR && err != unix.EAGAIN {
 			return err
 		}
 	}
@@ -117,12 +178,19 @@ func timeCmd(argv ...string) time.Duration {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
+	d := time.Since(start)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "opcost: %v: %s\n", err, out)
 		os.Exit(1)
 	}
-	return time.Since(start)
+	settle()
+	return d
 }
+
+// settle lets the work a run leaves behind (the kernel freeing its
+// namespaces and memory on a workqueue) finish before the next
+// measurement, which it would otherwise slow: the floor as much as rex.
+func settle() { time.Sleep(50 * time.Millisecond) }
 
 func median(d []time.Duration) time.Duration {
 	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
