@@ -148,6 +148,14 @@ func confinedStat(dir string) func() error {
 	parent = strings.Trim(parent, "/")
 	how := unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
 		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV | unix.RESOLVE_NO_SYMLINKS}
+	if fd, err := unix.Openat2(root, parent, &how); err == unix.EXDEV {
+		// dir's parent is on another mount than "/" (a tmpfs /tmp): the
+		// broker starts from that mount's root, found with one openat2
+		// and one statx more, which this then leaves out.
+		how.Resolve &^= unix.RESOLVE_NO_XDEV
+	} else if err == nil {
+		unix.Close(fd)
+	}
 	pfd := []unix.PollFd{{Fd: int32(mounts), Events: unix.POLLPRI}}
 	var stx unix.Statx_t
 	return func() error {
