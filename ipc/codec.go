@@ -89,28 +89,21 @@ func AppendMarshal(dst []byte, v any) ([]byte, error) {
 }
 
 // Unmarshal decodes one msgpack value from b into v, which must point to a
-// concrete struct. b is first walked by Check, so every declared length is
-// known to fit inside b and nesting is bounded before anything is
-// allocated; then decodeChecked fills v (see decode.go). Unknown fields,
+// concrete struct (see decode.go). It reads b once, checking every declared
+// length against the bytes left and nesting against MaxDepth before it
+// allocates, and accepts nothing Check refuses. Unknown or repeated fields,
 // integers outside their field's type and trailing bytes are errors.
-func Unmarshal(b []byte, v any) error {
-	if err := Check(b, MaxDepth); err != nil {
-		return err
-	}
-	return decodeChecked(b, v, false)
-}
+func Unmarshal(b []byte, v any) error { return unmarshal(b, v, false) }
 
 // UnmarshalNoCopy is Unmarshal whose []byte fields alias b instead of
 // copying it: for an envelope whose body is decoded (and so copied) before
 // b is reused, as the socketpair's receive buffer is at the next Recv.
-func UnmarshalNoCopy(b []byte, v any) error {
-	if err := Check(b, MaxDepth); err != nil {
-		return err
-	}
-	return decodeChecked(b, v, true)
-}
+func UnmarshalNoCopy(b []byte, v any) error { return unmarshal(b, v, true) }
 
-// Check walks one msgpack value that must fill b exactly. It rejects
+// Check walks one msgpack value that must fill b exactly: the protocol's
+// rule for a well-formed message, written down on its own. Unmarshal
+// enforces it as it decodes (FuzzDecode holds it to that), so only tests
+// call Check. It rejects
 // container and string lengths that exceed the bytes left (each element
 // needs at least one byte), nesting deeper than maxDepth, extension types
 // (rex uses none), the reserved byte 0xc1 and duplicate string keys in a

@@ -13,7 +13,7 @@ import (
 
 // referenceUnmarshal decodes b with vmihailenco/msgpack, the library that
 // encodes every message, as Unmarshal did before it had its own decoder:
-// the reference that decodeChecked must agree with.
+// the reference that unmarshal must agree with.
 func referenceUnmarshal(b []byte, v any) error {
 	if err := Check(b, MaxDepth); err != nil {
 		return err
