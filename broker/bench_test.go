@@ -110,6 +110,7 @@ func BenchmarkHandlerStat(b *testing.B) {
 		if _, _, err := s.opStat(body); err != nil {
 			b.Fatal(err)
 		}
+		s.runLater()
 	}
 }
 

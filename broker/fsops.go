@@ -150,7 +150,7 @@ func (s *session) opStat(body []byte) (any, *os.File, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	defer t.close()
+	s.later(t.close) // after the reply
 	if t.err != nil {
 		return nil, nil, hostErr(t.err)
 	}
@@ -162,7 +162,7 @@ func (s *session) opExists(body []byte) (any, *os.File, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	defer t.close()
+	s.later(t.close) // after the reply
 	if t.err != nil {
 		if host.Code(t.err) == ipc.CodeNotFound {
 			return &ipc.ExistsResp{Exists: false}, nil, nil

@@ -61,6 +61,7 @@ func newFuzzHost(f *testing.F) *fuzzHost {
 func (h *fuzzHost) check(t *testing.T, s *session, log *testutil.SyncBuffer, req *ipc.Request) {
 	t.Helper()
 	resp, fd, err := s.dispatch(req)
+	defer s.runLater()
 	if fd != nil {
 		defer fd.Close()
 	}

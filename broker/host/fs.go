@@ -15,6 +15,9 @@ import (
 const resolveFlags = unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS |
 	unix.RESOLVE_NO_XDEV | unix.RESOLVE_NO_SYMLINKS
 
+// noFDs is an Object's empty spare list.
+var noFDs = [2]int{-1, -1}
+
 // maxLinks is the number of symlinks one Lookup may follow, as the kernel's
 // MAXSYMLINKS.
 const maxLinks = 40
@@ -30,6 +33,7 @@ type FS struct {
 	loaded bool // mounts has been read
 	frozen bool // tests only: keep the table even when the namespace changes
 }
+
 
 // New opens the broker's root and its mount table, which the first lookup
 // reads: a run that looks nothing up (a standalone hello world) does not
@@ -201,9 +205,13 @@ func (f *FS) lookupIn(t mountTable, path string, how lookupHow) (*Object, error)
 		return nil, err
 	}
 	if owned {
-		defer unix.Close(anchor)
+		defer func() {
+			if anchor >= 0 {
+				unix.Close(anchor)
+			}
+		}()
 	}
-	o := &Object{path: path, parent: -1, fd: -1}
+	o := &Object{path: path, parent: -1, fd: -1, spare: noFDs}
 	switch {
 	case rest == "" && isDir(anchor):
 		// A directory mount root (or "/"): it has no parent on its own
@@ -233,11 +241,16 @@ func (f *FS) lookupIn(t mountTable, path string, how lookupHow) (*Object, error)
 		o.parent, err = openat2(anchor, dir, unix.O_PATH|unix.O_DIRECTORY)
 		if err == nil && how != pinned {
 			var done bool
-			if done, err = o.describe(); err != nil || (done && how == described) {
+			if done, err = o.describe(); err != nil {
 				o.closeFds()
-			}
-			if err != nil {
 				return nil, err
+			}
+			if done && how == described {
+				// Nothing uses them again: they are closed with o.
+				o.spare, o.parent = [2]int{o.parent, -1}, -1
+				if owned {
+					o.spare[1], anchor = anchor, -1
+				}
 			}
 			if done {
 				return o, nil

@@ -98,9 +98,10 @@ func (i Info) same(b Info) bool { return i.Dev == b.Dev && i.Ino == b.Ino }
 // object an O_PATH handle on the directory it was found in. Every later
 // operation goes through these descriptors and checks that it reaches the
 // same inode, so what the caller authorised from Info is what it operates
-// on. An Object from Describe holds neither and one from LookupToRead only
+// on. An Object from Describe uses neither and one from LookupToRead only
 // the directory (fd is -1): no operation works on them but Info, and for
-// the latter the reads, which check the attributes too. Methods may be
+// the latter the reads, which check the attributes too. (A described
+// object keeps its parent until Close, unused: see spare.) Methods may be
 // called concurrently with each other and with Close.
 type Object struct {
 	mu     sync.RWMutex // write-held by Close, so no method uses a closed (and maybe reused) fd number
@@ -112,6 +113,13 @@ type Object struct {
 	mountLeaf bool
 	path      string
 	info      Info
+	// spare holds descriptors the object no longer uses (a described
+	// object's parent directory and mount anchor), -1 when empty. They are
+	// closed with the object rather than at once, so that the caller can
+	// answer first: the close of a last reference is paid as the system
+	// call returns, about a microsecond each, and a stat's reply need not
+	// wait for it. No method reads them.
+	spare [2]int
 }
 
 // Path is the canonical path where the object was found; after a followed
@@ -137,6 +145,12 @@ func (o *Object) closeFds() {
 	if o.parent >= 0 {
 		unix.Close(o.parent)
 		o.parent = -1
+	}
+	for i, fd := range o.spare {
+		if fd >= 0 {
+			unix.Close(fd)
+			o.spare[i] = -1
+		}
 	}
 }
 
