@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -28,12 +29,21 @@ type FS struct {
 	root  int // O_PATH descriptor on the broker's "/"
 	watch *mountWatch
 
-	mu     sync.Mutex // guards mounts, loaded and the poll state of watch
+	mu     sync.Mutex // guards mounts, loaded, polled and the poll state of watch
 	mounts mountTable
-	loaded bool // mounts has been read
-	frozen bool // tests only: keep the table even when the namespace changes
+	loaded bool      // mounts has been read
+	polled time.Time // when watch was last polled
+	frozen bool      // tests only: keep the table even when the namespace changes
 }
 
+// pollMountsEvery is how often a lookup asks whether the mount table
+// changed. The table is only a guide to where lookups start: every anchor
+// is checked by mount ID when it is opened, and a lookup that crosses a
+// mount the table does not know fails with EXDEV and reads it again (see
+// lookupMode; TestMountSwapRefused runs on a stale table). So a table up
+// to this old costs at most a retry, never a wrong object, and polling at
+// every lookup cost a system call, ~1 µs of each fs.stat.
+const pollMountsEvery = time.Millisecond
 
 // New opens the broker's root and its mount table, which the first lookup
 // reads: a run that looks nothing up (a standalone hello world) does not
@@ -66,6 +76,11 @@ func (f *FS) table(force bool) (mountTable, error) {
 	if f.frozen && f.loaded {
 		return f.mounts, nil
 	}
+	now := time.Now()
+	if f.loaded && !force && now.Sub(f.polled) < pollMountsEvery {
+		return f.mounts, nil
+	}
+	f.polled = now
 	changed, err := f.watch.changed() // acknowledges the state read below
 	if err != nil {
 		return nil, err
