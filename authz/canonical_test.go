@@ -77,8 +77,20 @@ func TestCanonical(t *testing.T) {
 // fixed point; and no input that names a ".." component is accepted. Its seed
 // corpus is testdata/fuzz/FuzzCanonical, run by every go test.
 func FuzzCanonical(f *testing.F) {
+	for _, p := range []string{"/", "/etc/passwd", "//etc", "/etc/", "/./a", "/a/..", "a/b", "/a\x00b", "/\xff", ""} {
+		f.Add(p)
+	}
 	f.Fuzz(func(t *testing.T, p string) {
 		got, err := Canonical(p)
+		// The shortcut for a path already canonical agrees with the
+		// spelling written out.
+		spelt, serr := spell(p)
+		if got != spelt || (err == nil) != (serr == nil) {
+			t.Fatalf("Canonical(%q) = %q, %v; spell = %q, %v", p, got, err, spelt, serr)
+		}
+		if isCanonical(p) && (serr != nil || spelt != p) {
+			t.Fatalf("isCanonical(%q), but spell = %q, %v", p, spelt, serr)
+		}
 		if err != nil {
 			if !errors.Is(err, ErrInvalidPath) {
 				t.Fatalf("error %v does not wrap ErrInvalidPath", err)
