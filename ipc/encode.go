@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"slices"
 	"sync"
+	"unsafe"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -27,8 +28,12 @@ import (
 // options, a type with its own marshalling) has no plan, and such a value
 // goes to vmihailenco whole; no message type needs that today.
 
-// encodeFunc appends the encoding of v to b.
-type encodeFunc func(b []byte, v reflect.Value) []byte
+// encodeFunc appends the encoding of the variable at p, of the type the
+// plan was built for, to b. A pointer rather than a reflect.Value for the
+// reason decodeFunc gives: reflect's checks on every field were most of an
+// encoding's time. Slices and maps of anything but bytes still go through
+// reflect (reflect.NewAt).
+type encodeFunc func(b []byte, p unsafe.Pointer) []byte
 
 // encPlans holds complete plans only, as plans does for decoding; a type
 // with no plan maps to a nil encodeFunc.
@@ -44,11 +49,22 @@ func appendEncode(b []byte, v any) (out []byte, ok bool) {
 	if !rv.IsValid() {
 		return append(b, 0xc0), true
 	}
+	if rv.Kind() == reflect.Pointer && !rv.IsNil() {
+		// What every caller passes: the plan reads the variable v points to.
+		f := encPlanOf(rv.Type().Elem())
+		if f == nil {
+			return b, false
+		}
+		return f(b, rv.UnsafePointer()), true
+	}
 	f := encPlanOf(rv.Type())
 	if f == nil {
 		return b, false
 	}
-	return f(b, rv), true
+	// The plan reads a variable: make one holding v.
+	hold := reflect.New(rv.Type())
+	hold.Elem().Set(rv)
+	return f(b, hold.UnsafePointer()), true
 }
 
 func encPlanOf(t reflect.Type) encodeFunc {
@@ -89,7 +105,7 @@ func (eb *encBuilder) plan(t reflect.Type) encodeFunc {
 		return f
 	}
 	if p, ok := eb.pending[t]; ok {
-		return func(b []byte, v reflect.Value) []byte { return (*p)(b, v) }
+		return func(b []byte, v unsafe.Pointer) []byte { return (*p)(b, v) }
 	}
 	p := new(encodeFunc)
 	eb.pending[t] = p
@@ -127,79 +143,80 @@ func (eb *encBuilder) build(t reflect.Type) encodeFunc {
 		return eb.structPlan(t)
 	case reflect.Pointer:
 		elem := eb.plan(t.Elem())
-		return func(b []byte, v reflect.Value) []byte {
-			if v.IsNil() {
-				return append(b, 0xc0)
+		return func(b []byte, p unsafe.Pointer) []byte {
+			if e := *(*unsafe.Pointer)(p); e != nil {
+				return elem(b, e)
 			}
-			return elem(b, v.Elem())
+			return append(b, 0xc0)
 		}
 	case reflect.String:
-		return func(b []byte, v reflect.Value) []byte { return appendStr(b, v.String()) }
+		return func(b []byte, p unsafe.Pointer) []byte { return appendStr(b, *(*string)(p)) }
 	case reflect.Bool:
-		return func(b []byte, v reflect.Value) []byte {
-			if v.Bool() {
+		return func(b []byte, p unsafe.Pointer) []byte {
+			if *(*bool)(p) {
 				return append(b, 0xc3)
 			}
 			return append(b, 0xc2)
 		}
 	case reflect.Int:
-		return func(b []byte, v reflect.Value) []byte { return appendInt(b, v.Int()) }
+		return func(b []byte, p unsafe.Pointer) []byte { return appendInt(b, int64(*(*int)(p))) }
 	case reflect.Int8:
-		return func(b []byte, v reflect.Value) []byte { return append(b, 0xd0, byte(v.Int())) }
+		return func(b []byte, p unsafe.Pointer) []byte { return append(b, 0xd0, byte(*(*int8)(p))) }
 	case reflect.Int16:
-		return func(b []byte, v reflect.Value) []byte {
-			return binary.BigEndian.AppendUint16(append(b, 0xd1), uint16(v.Int()))
+		return func(b []byte, p unsafe.Pointer) []byte {
+			return binary.BigEndian.AppendUint16(append(b, 0xd1), uint16(*(*int16)(p)))
 		}
 	case reflect.Int32:
-		return func(b []byte, v reflect.Value) []byte {
-			return binary.BigEndian.AppendUint32(append(b, 0xd2), uint32(v.Int()))
+		return func(b []byte, p unsafe.Pointer) []byte {
+			return binary.BigEndian.AppendUint32(append(b, 0xd2), uint32(*(*int32)(p)))
 		}
 	case reflect.Int64:
-		return func(b []byte, v reflect.Value) []byte {
-			return binary.BigEndian.AppendUint64(append(b, 0xd3), uint64(v.Int()))
+		return func(b []byte, p unsafe.Pointer) []byte {
+			return binary.BigEndian.AppendUint64(append(b, 0xd3), uint64(*(*int64)(p)))
 		}
 	case reflect.Uint:
-		return func(b []byte, v reflect.Value) []byte { return appendUint(b, v.Uint()) }
+		return func(b []byte, p unsafe.Pointer) []byte { return appendUint(b, uint64(*(*uint)(p))) }
 	case reflect.Uint8:
-		return func(b []byte, v reflect.Value) []byte { return append(b, 0xcc, byte(v.Uint())) }
+		return func(b []byte, p unsafe.Pointer) []byte { return append(b, 0xcc, *(*uint8)(p)) }
 	case reflect.Uint16:
-		return func(b []byte, v reflect.Value) []byte {
-			return binary.BigEndian.AppendUint16(append(b, 0xcd), uint16(v.Uint()))
+		return func(b []byte, p unsafe.Pointer) []byte {
+			return binary.BigEndian.AppendUint16(append(b, 0xcd), *(*uint16)(p))
 		}
 	case reflect.Uint32:
-		return func(b []byte, v reflect.Value) []byte {
-			return binary.BigEndian.AppendUint32(append(b, 0xce), uint32(v.Uint()))
+		return func(b []byte, p unsafe.Pointer) []byte {
+			return binary.BigEndian.AppendUint32(append(b, 0xce), *(*uint32)(p))
 		}
 	case reflect.Uint64:
-		return func(b []byte, v reflect.Value) []byte {
-			return binary.BigEndian.AppendUint64(append(b, 0xcf), v.Uint())
+		return func(b []byte, p unsafe.Pointer) []byte {
+			return binary.BigEndian.AppendUint64(append(b, 0xcf), *(*uint64)(p))
 		}
 	case reflect.Float32:
-		return func(b []byte, v reflect.Value) []byte {
-			return binary.BigEndian.AppendUint32(append(b, 0xca), math.Float32bits(float32(v.Float())))
+		return func(b []byte, p unsafe.Pointer) []byte {
+			return binary.BigEndian.AppendUint32(append(b, 0xca), math.Float32bits(*(*float32)(p)))
 		}
 	case reflect.Float64:
-		return func(b []byte, v reflect.Value) []byte {
-			return binary.BigEndian.AppendUint64(append(b, 0xcb), math.Float64bits(v.Float()))
+		return func(b []byte, p unsafe.Pointer) []byte {
+			return binary.BigEndian.AppendUint64(append(b, 0xcb), math.Float64bits(*(*float64)(p)))
 		}
 	case reflect.Slice:
 		if t.Elem().Kind() == reflect.Uint8 {
-			return func(b []byte, v reflect.Value) []byte {
-				if v.IsNil() {
-					return append(b, 0xc0)
+			return func(b []byte, p unsafe.Pointer) []byte {
+				if v := *(*[]byte)(p); v != nil {
+					return appendBin(b, v)
 				}
-				return appendBin(b, v.Bytes())
+				return append(b, 0xc0)
 			}
 		}
 		elem := eb.plan(t.Elem())
-		return func(b []byte, v reflect.Value) []byte {
+		return func(b []byte, p unsafe.Pointer) []byte {
+			v := reflect.NewAt(t, p).Elem()
 			if v.IsNil() {
 				return append(b, 0xc0)
 			}
 			n := v.Len()
 			b = appendLen(b, n, 0x90, 0xdc)
 			for i := 0; i < n; i++ {
-				b = elem(b, v.Index(i))
+				b = elem(b, v.Index(i).Addr().UnsafePointer())
 			}
 			return b
 		}
@@ -208,7 +225,8 @@ func (eb *encBuilder) build(t reflect.Type) encodeFunc {
 			break
 		}
 		elem := eb.plan(t.Elem())
-		return func(b []byte, v reflect.Value) []byte {
+		return func(b []byte, p unsafe.Pointer) []byte {
+			v := reflect.NewAt(t, p).Elem()
 			if v.IsNil() {
 				return append(b, 0xc0)
 			}
@@ -223,9 +241,11 @@ func (eb *encBuilder) build(t reflect.Type) encodeFunc {
 				return 0
 			})
 			b = appendLen(b, len(keys), 0x80, 0xde)
+			val := reflect.New(t.Elem())
 			for _, k := range keys {
 				b = appendStr(b, k.String())
-				b = elem(b, v.MapIndex(k))
+				val.Elem().Set(v.MapIndex(k))
+				b = elem(b, val.UnsafePointer())
 			}
 			return b
 		}
@@ -236,7 +256,7 @@ func (eb *encBuilder) build(t reflect.Type) encodeFunc {
 
 type fieldEnc struct {
 	key    []byte // the field name, encoded
-	index  int
+	offset uintptr
 	encode encodeFunc
 }
 
@@ -256,13 +276,13 @@ func (eb *encBuilder) structPlan(t reflect.Type) encodeFunc {
 		case !tagged:
 			name = sf.Name
 		}
-		fields = append(fields, fieldEnc{key: appendStr(nil, name), index: i, encode: eb.plan(sf.Type)})
+		fields = append(fields, fieldEnc{key: appendStr(nil, name), offset: sf.Offset, encode: eb.plan(sf.Type)})
 	}
-	return func(b []byte, v reflect.Value) []byte {
+	return func(b []byte, p unsafe.Pointer) []byte {
 		b = appendLen(b, len(fields), 0x80, 0xde)
 		for _, f := range fields {
 			b = append(b, f.key...)
-			b = f.encode(b, v.Field(f.index))
+			b = f.encode(b, unsafe.Add(p, f.offset))
 		}
 		return b
 	}
