@@ -76,11 +76,10 @@ func (f *FS) table(force bool) (mountTable, error) {
 	if f.frozen && f.loaded {
 		return f.mounts, nil
 	}
-	now := time.Now()
-	if f.loaded && !force && now.Sub(f.polled) < pollMountsEvery {
+	if f.loaded && !force && time.Since(f.polled) < pollMountsEvery { // the monotonic clock alone
 		return f.mounts, nil
 	}
-	f.polled = now
+	f.polled = time.Now()
 	changed, err := f.watch.changed() // acknowledges the state read below
 	if err != nil {
 		return nil, err

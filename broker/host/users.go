@@ -72,11 +72,13 @@ func (db *nameDB) name(id uint32) string {
 // refresh re-reads the file if it changed; an unreadable file keeps the
 // last good map (or none), so names degrade to numbers, never to errors.
 func (db *nameDB) refresh() {
-	now := time.Now()
-	if db.names != nil && now.Sub(db.checked) < recheck {
+	// time.Since reads only the monotonic clock, time.Now the wall clock
+	// too: every stat's reply names an owner and a group, so this runs
+	// twice per call.
+	if db.names != nil && time.Since(db.checked) < recheck {
 		return
 	}
-	db.checked = now
+	db.checked = time.Now()
 	var st unix.Stat_t
 	if err := unix.Stat(db.path, &st); err != nil {
 		return
