@@ -51,6 +51,9 @@ type target struct {
 	path string
 	obj  *host.Object
 	err  error // lookup error, reported only after authorisation
+	// attrs are the object's attributes as resource gave them to Cedar;
+	// the reply's FileInfo names the same owner and group (see infoOf).
+	attrs *authz.FileAttrs
 }
 
 func (t *target) close() {
@@ -66,7 +69,10 @@ func (t *target) resource() authz.Resource {
 		return authz.FileResource(t.path, nil)
 	}
 	info := t.obj.Info()
-	a := attrsOf(info)
+	if t.attrs == nil {
+		t.attrs = attrsOf(info)
+	}
+	a := t.attrs
 	if info.Kind == host.KindDir {
 		return authz.DirResource(t.path, a)
 	}
@@ -154,7 +160,7 @@ func (s *session) opStat(body []byte) (any, *os.File, error) {
 	if t.err != nil {
 		return nil, nil, hostErr(t.err)
 	}
-	return s.fileInfo(t.path, t.obj), nil, nil
+	return s.fileInfo(t), nil, nil
 }
 
 func (s *session) opExists(body []byte) (any, *os.File, error) {
@@ -309,7 +315,7 @@ func (s *session) opOpen(body []byte) (any, *os.File, error) {
 	if err != nil {
 		return nil, nil, hostErr(err)
 	}
-	return s.fileInfo(t.path, t.obj), f, nil
+	return s.fileInfo(t), f, nil
 }
 
 // opList needs open and read on the Dir; entries the principal may not
@@ -360,7 +366,7 @@ func (s *session) opList(body []byte) (any, *os.File, error) {
 			r = authz.FileResource(p, a)
 		}
 		if s.visible(actStat, r) {
-			out.Entries = append(out.Entries, infoOf(p, e.Info, e.Target))
+			out.Entries = append(out.Entries, infoOf(p, e.Info, a, e.Target))
 		}
 	}
 	return out, nil, nil
@@ -486,20 +492,30 @@ func (s *session) opRemove(body []byte) (any, *os.File, error) {
 	return nil, nil, nil
 }
 
-func (s *session) fileInfo(p string, obj *host.Object) *ipc.FileInfo {
+func (s *session) fileInfo(t *target) *ipc.FileInfo {
 	var target string
-	info := obj.Info()
+	info := t.obj.Info()
 	if info.Kind == host.KindSymlink {
-		target, _ = obj.Readlink()
+		target, _ = t.obj.Readlink()
 	}
-	fi := infoOf(p, info, target)
+	fi := infoOf(t.path, info, t.attrs, target)
 	return &fi
 }
 
-func infoOf(p string, i host.Info, target string) ipc.FileInfo {
+// infoOf is the FileInfo of the object at p. a, when not nil, is what its
+// authorisation saw: its owner and group names are reused, so that the
+// reply names the owner the decision was made on, and a stat looks each
+// name up once, not twice (each lookup takes a lock and reads the clock).
+func infoOf(p string, i host.Info, a *authz.FileAttrs, target string) ipc.FileInfo {
+	var owner, group string
+	if a != nil {
+		owner, group = a.Owner, a.Group
+	} else {
+		owner, group = host.UserName(i.UID), host.GroupName(i.GID)
+	}
 	return ipc.FileInfo{
 		Name: path.Base(p), Path: p, Kind: string(i.Kind), Size: i.Size, Mode: i.Mode,
-		UID: i.UID, GID: i.GID, Owner: host.UserName(i.UID), Group: host.GroupName(i.GID),
+		UID: i.UID, GID: i.GID, Owner: owner, Group: group,
 		MTime: i.MTime.UTC().Format(time.RFC3339), Nlink: i.Nlink, Target: target,
 	}
 }
