@@ -159,7 +159,7 @@ func (f *FS) openMountRoot(m mount) (int, error) {
 // so a stale or swapped mount makes the walk below fail with EXDEV rather
 // than go through an unverified mount. owned says whether fd must be closed.
 func (f *FS) anchor(t mountTable, path string) (fd int, rest string, owned bool, err error) {
-	for _, m := range t.candidates(path) {
+	for m := range t.candidates(path) {
 		rest = strings.TrimPrefix(strings.TrimPrefix(path, m.point), "/")
 		if m.point == "/" {
 			return f.root, rest, false, nil

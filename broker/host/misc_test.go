@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -69,17 +70,17 @@ func TestParseMountinfo(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got []string
-	for _, m := range tab.candidates("/srv/data/inner/x") {
+	for _, m := range slices.Collect(tab.candidates("/srv/data/inner/x")) {
 		got = append(got, fmt.Sprintf("%d:%s", m.id, m.point))
 	}
 	// Deepest first; the over-mount (43) hides 41.
 	if strings.Join(got, " ") != "42:/srv/data/inner 43:/srv/data 27:/" {
 		t.Errorf("candidates = %v", got)
 	}
-	if c := tab.candidates("/srv/data2/x"); len(c) != 1 || c[0].point != "/" {
+	if c := slices.Collect(tab.candidates("/srv/data2/x")); len(c) != 1 || c[0].point != "/" {
 		t.Errorf("prefix confusion: %v", c)
 	}
-	if c := tab.candidates("/srv/with space/f"); len(c) != 2 || c[0].id != 40 {
+	if c := slices.Collect(tab.candidates("/srv/with space/f")); len(c) != 2 || c[0].id != 40 {
 		t.Errorf("escaped mount point: %v", c)
 	}
 	for _, bad := range []string{"x", "1 2 3 4", "a 1 0:1 / / rw - x y z", `1 1 0:1 / /a\04 rw - x y z`, "1 1 0:1 / rel rw - x y z"} {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"iter"
 	"os"
 	"sort"
 	"strconv"
@@ -99,16 +100,18 @@ func unescapeMountinfo(s string) (string, error) {
 	return b.String(), nil
 }
 
-// candidates returns the mounts whose mount point is a component-wise
-// prefix of path, deepest first. "/" is always last.
-func (t mountTable) candidates(path string) []mount {
-	var out []mount
-	for _, m := range t {
-		if under(path, m.point) {
-			out = append(out, m)
+// candidates yields the mounts whose mount point is a component-wise
+// prefix of path, deepest first. "/" is always last. (An iterator, not a
+// slice: a lookup mostly takes the first, and the slice was an allocation
+// in every stat.)
+func (t mountTable) candidates(path string) iter.Seq[mount] {
+	return func(yield func(mount) bool) {
+		for _, m := range t {
+			if under(path, m.point) && !yield(m) {
+				return
+			}
 		}
 	}
-	return out
 }
 
 // under reports whether path is dir or below it, component-wise: /srv/data2
