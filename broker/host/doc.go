@@ -17,8 +17,9 @@
 //
 // Mounts: RESOLVE_NO_XDEV refuses every mount crossing, so each lookup
 // starts from the deepest mount point that is a component-wise prefix of the
-// path, taken from /proc/self/mountinfo (re-read when poll reports a change;
-// the poll costs about a microsecond, a re-read hundreds). That mount root is
+// path, taken from /proc/self/mountinfo (re-read when poll reports a change,
+// asked at most once a millisecond: the poll costs about a microsecond, a
+// re-read hundreds; and at once when a lookup meets EXDEV). That mount root is
 // opened from "/" without symlinks and verified with statx (STATX_MNT_ID and
 // STATX_ATTR_MOUNT_ROOT) to be the mount the table named; a mount that does
 // not verify is skipped, so the walk from a shallower mount stops with EXDEV
