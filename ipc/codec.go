@@ -144,15 +144,20 @@ func (s *scanner) uint(n int) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	switch n {
+	return bigEndian(p), nil
+}
+
+// bigEndian reads the 1, 2, 4 or 8 bytes of a msgpack length or integer.
+func bigEndian(p []byte) uint64 {
+	switch len(p) {
 	case 1:
-		return uint64(p[0]), nil
+		return uint64(p[0])
 	case 2:
-		return uint64(binary.BigEndian.Uint16(p)), nil
+		return uint64(binary.BigEndian.Uint16(p))
 	case 4:
-		return uint64(binary.BigEndian.Uint32(p)), nil
+		return uint64(binary.BigEndian.Uint32(p))
 	}
-	return binary.BigEndian.Uint64(p), nil
+	return binary.BigEndian.Uint64(p)
 }
 
 func (s *scanner) value(depth int) error {

@@ -2,7 +2,6 @@ package ipc
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
 	"math"
 	"reflect"
@@ -421,15 +420,7 @@ func (d *bdec) uintN(n int) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	switch n {
-	case 1:
-		return uint64(p[0]), nil
-	case 2:
-		return uint64(binary.BigEndian.Uint16(p)), nil
-	case 4:
-		return uint64(binary.BigEndian.Uint32(p)), nil
-	}
-	return binary.BigEndian.Uint64(p), nil
+	return bigEndian(p), nil
 }
 
 func (d *bdec) wrong(c byte, want string) error {
