@@ -16,9 +16,6 @@ import (
 const resolveFlags = unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS |
 	unix.RESOLVE_NO_XDEV | unix.RESOLVE_NO_SYMLINKS
 
-// noFDs is an Object's empty spare list.
-var noFDs = [2]int{-1, -1}
-
 // maxLinks is the number of symlinks one Lookup may follow, as the kernel's
 // MAXSYMLINKS.
 const maxLinks = 40
@@ -225,7 +222,7 @@ func (f *FS) lookupIn(t mountTable, path string, how lookupHow) (*Object, error)
 			}
 		}()
 	}
-	o := &Object{path: path, parent: -1, fd: -1, spare: noFDs}
+	o := &Object{path: path, parent: -1, fd: -1}
 	switch {
 	case rest == "" && isDir(anchor):
 		// A directory mount root (or "/"): it has no parent on its own
@@ -261,9 +258,11 @@ func (f *FS) lookupIn(t mountTable, path string, how lookupHow) (*Object, error)
 			}
 			if done && how == described {
 				// Nothing uses them again: they are closed with o.
-				o.spare, o.parent = [2]int{o.parent, -1}, -1
+				o.keepSpare(o.parent)
+				o.parent = -1
 				if owned {
-					o.spare[1], anchor = anchor, -1
+					o.keepSpare(anchor)
+					anchor = -1
 				}
 			}
 			if done {

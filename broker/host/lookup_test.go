@@ -253,6 +253,39 @@ func TestMountAnchor(t *testing.T) {
 	o.Close()
 }
 
+// A file described under a mount other than "/" keeps its parent and the
+// mount's anchor until Close, and Close releases both.
+func TestDescribeUnderMountCloses(t *testing.T) {
+	requireRoot(t)
+	d := tempDir(t)
+	mustMkdir(t, d+"/m")
+	mountTmpfs(t, d+"/m", "size=1m")
+	mustMkdir(t, d+"/m/sub")
+	mustWrite(t, d+"/m/sub/f", "x")
+	f := newFS(t)
+	if o, err := f.Describe(d+"/m/sub/f", false); err != nil { // reads the table
+		t.Fatal(err)
+	} else {
+		o.Close()
+	}
+	before := testutil.OpenFDs(t)
+	o, err := f.Describe(d+"/m/sub/f", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Info().Kind != KindFile || o.Info().Size != 1 {
+		t.Errorf("Info = %+v", o.Info())
+	}
+	if n := testutil.OpenFDs(t); n != before+2 {
+		t.Errorf("a described file under a mount holds %d descriptors until Close, want its parent and the anchor", n-before)
+	}
+	o.Close()
+	o.Close() // idempotent
+	if n := testutil.OpenFDs(t); n != before {
+		t.Errorf("Close leaves %d descriptors open", n-before)
+	}
+}
+
 // A mount swapped in after the table was read is not walked through:
 // the anchor check sees another mount ID and the walk from the parent
 // mount stops at the mount point with EXDEV.

@@ -114,12 +114,19 @@ type Object struct {
 	path      string
 	info      Info
 	// spare holds descriptors the object no longer uses (a described
-	// object's parent directory and mount anchor), -1 when empty. They are
-	// closed with the object rather than at once, so that the caller can
-	// answer first: the close of a last reference is paid as the system
-	// call returns, about a microsecond each, and a stat's reply need not
-	// wait for it. No method reads them.
-	spare [2]int
+	// object's parent directory and mount anchor), the first nspare of
+	// them. They are closed with the object rather than at once, so that
+	// the caller can answer first: the close of a last reference is paid
+	// as the system call returns, about a microsecond each, and a stat's
+	// reply need not wait for it. No method reads them.
+	spare  [2]int
+	nspare int
+}
+
+// keepSpare hands fd to o, to be closed with it.
+func (o *Object) keepSpare(fd int) {
+	o.spare[o.nspare] = fd
+	o.nspare++
 }
 
 // Path is the canonical path where the object was found; after a followed
@@ -146,12 +153,10 @@ func (o *Object) closeFds() {
 		unix.Close(o.parent)
 		o.parent = -1
 	}
-	for i, fd := range o.spare {
-		if fd >= 0 {
-			unix.Close(fd)
-			o.spare[i] = -1
-		}
+	for _, fd := range o.spare[:o.nspare] {
+		unix.Close(fd)
 	}
+	o.nspare = 0
 }
 
 func (o *Object) stat() error {

@@ -170,7 +170,7 @@ func (d *Object) Child(name string) (*Object, error) {
 		return nil, err
 	}
 	defer d.mu.RUnlock()
-	c := &Object{path: d.childPath(name), name: name, fd: -1, parent: -1, spare: noFDs}
+	c := &Object{path: d.childPath(name), name: name, fd: -1, parent: -1}
 	var err error
 	if c.parent, err = unix.Dup(d.fd); err == nil {
 		c.fd, err = openat2(d.fd, name, unix.O_PATH|unix.O_NOFOLLOW)
