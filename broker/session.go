@@ -43,6 +43,11 @@ type session struct {
 	// after holds what the current request leaves to do once its reply
 	// is sent (serve's goroutine only): see later.
 	after []func()
+	// The envelopes of the current request and its reply (serve's
+	// goroutine only): through an interface to the codec, a local one
+	// would be allocated for every call.
+	req ipc.Request
+	rep ipc.Response
 }
 
 // later runs f once the reply to the current request has gone out, or
@@ -122,16 +127,17 @@ func (s *session) serve(deadline time.Time) error {
 		}
 		// req.Body aliases the receive buffer: the handler decodes it,
 		// copying what it keeps, before the next Recv.
-		var req ipc.Request
-		if err := ipc.UnmarshalNoCopy(pkt, &req); err != nil {
+		req := &s.req
+		*req = ipc.Request{}
+		if err := ipc.UnmarshalNoCopy(pkt, req); err != nil {
 			return fmt.Errorf("%w: %v", errViolation, err)
 		}
-		resp, fd, err := s.dispatch(&req)
+		resp, fd, err := s.dispatch(req)
 		s.flushAudit() // before anything of the reply reaches the worker
 		if errors.Is(err, errViolation) {
 			return err
 		}
-		if err := s.reply(&req, resp, fd, err); err != nil {
+		if err := s.reply(req, resp, fd, err); err != nil {
 			return fmt.Errorf("%w: reply: %v", errViolation, err)
 		}
 		s.runLater()
@@ -169,7 +175,9 @@ func (s *session) reply(req *ipc.Request, body any, fd *os.File, herr error) err
 	if fd != nil {
 		defer fd.Close()
 	}
-	r := ipc.Response{ID: req.ID, Poll: s.pc.Polls()}
+	r := &s.rep
+	*r = ipc.Response{ID: req.ID, Poll: s.pc.Polls()}
+	defer func() { *r = ipc.Response{} }() // holds no buffer past the reply
 	if herr != nil {
 		var e *ipc.Error
 		if !errors.As(herr, &e) {
@@ -191,11 +199,11 @@ func (s *session) reply(req *ipc.Request, body any, fd *os.File, herr error) err
 			r.FDs = 1
 		}
 	}
-	pkt, err := ipc.AppendMarshal(s.pkt[:0], &r)
+	pkt, err := ipc.AppendMarshal(s.pkt[:0], r)
 	s.pkt = keep(pkt)
 	if err == nil && len(pkt) > ipc.MaxPacket {
-		r = ipc.Response{ID: req.ID, Code: ipc.CodeLimit, Message: fmt.Sprintf("reply to %v exceeds %d bytes", req.Op, ipc.MaxPacket)}
-		pkt, err = ipc.Marshal(&r)
+		*r = ipc.Response{ID: req.ID, Code: ipc.CodeLimit, Message: fmt.Sprintf("reply to %v exceeds %d bytes", req.Op, ipc.MaxPacket)}
+		pkt, err = ipc.Marshal(r)
 		fd = nil
 	}
 	if err != nil {

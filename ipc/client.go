@@ -17,6 +17,10 @@ type Client struct {
 	body []byte // encoding buffers, reused from call to call
 	pkt  []byte
 	poll bool // the last reply's Response.Poll
+	// The envelopes, reused from call to call: through an interface to
+	// the codec, a local one would be allocated for every call.
+	req  Request
+	resp Response
 }
 
 // NewClient wraps the worker's end of the socketpair.
@@ -52,7 +56,10 @@ func (c *Client) Call(op Op, req, resp any) (*os.File, error) {
 	}
 	c.next++
 	id := c.next
-	if c.pkt, err = AppendMarshal(c.pkt[:0], &Request{ID: id, Op: op, Body: c.body}); err != nil {
+	c.req = Request{ID: id, Op: op, Body: c.body}
+	c.pkt, err = AppendMarshal(c.pkt[:0], &c.req)
+	c.req = Request{} // holds no buffer past the call (see trim)
+	if err != nil {
 		return nil, err
 	}
 	if len(c.pkt) > MaxPacket {
@@ -67,8 +74,9 @@ func (c *Client) Call(op Op, req, resp any) (*os.File, error) {
 	}
 	// r.Body aliases the receive buffer: it is decoded into resp, which
 	// copies what it keeps, before the next Recv.
-	var r Response
-	if err := UnmarshalNoCopy(raw, &r); err != nil || r.ID != id || r.FDs != len(files) {
+	r := &c.resp
+	*r = Response{}
+	if err := UnmarshalNoCopy(raw, r); err != nil || r.ID != id || r.FDs != len(files) {
 		closeAll(files)
 		c.poll = false
 		return nil, Errorf(CodeProtocol, "bad reply from broker")
