@@ -51,9 +51,11 @@ type target struct {
 	path string
 	obj  *host.Object
 	err  error // lookup error, reported only after authorisation
-	// attrs are the object's attributes as resource gave them to Cedar;
-	// the reply's FileInfo names the same owner and group (see infoOf).
-	attrs *authz.FileAttrs
+	// attrs are the object's attributes as resource gave them to Cedar,
+	// once hasAttrs; the reply's FileInfo names the same owner and group
+	// (see infoOf).
+	attrs    authz.FileAttrs
+	hasAttrs bool
 }
 
 func (t *target) close() {
@@ -69,10 +71,10 @@ func (t *target) resource() authz.Resource {
 		return authz.FileResource(t.path, nil)
 	}
 	info := t.obj.Info()
-	if t.attrs == nil {
-		t.attrs = attrsOf(info)
+	if !t.hasAttrs {
+		t.attrs, t.hasAttrs = *attrsOf(info), true
 	}
-	a := t.attrs
+	a := &t.attrs
 	if info.Kind == host.KindDir {
 		return authz.DirResource(t.path, a)
 	}
@@ -156,7 +158,7 @@ func (s *session) opStat(body []byte) (any, *os.File, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	s.later(t.close) // after the reply
+	s.later(t)
 	if t.err != nil {
 		return nil, nil, hostErr(t.err)
 	}
@@ -168,7 +170,7 @@ func (s *session) opExists(body []byte) (any, *os.File, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	s.later(t.close) // after the reply
+	s.later(t)
 	if t.err != nil {
 		if host.Code(t.err) == ipc.CodeNotFound {
 			return &ipc.ExistsResp{Exists: false}, nil, nil
@@ -492,14 +494,20 @@ func (s *session) opRemove(body []byte) (any, *os.File, error) {
 	return nil, nil, nil
 }
 
+// fileInfo is t's FileInfo for the reply, in the session's own (see
+// session.info).
 func (s *session) fileInfo(t *target) *ipc.FileInfo {
 	var target string
 	info := t.obj.Info()
 	if info.Kind == host.KindSymlink {
 		target, _ = t.obj.Readlink()
 	}
-	fi := infoOf(t.path, info, t.attrs, target)
-	return &fi
+	var a *authz.FileAttrs
+	if t.hasAttrs {
+		a = &t.attrs
+	}
+	s.info = infoOf(t.path, info, a, target)
+	return &s.info
 }
 
 // infoOf is the FileInfo of the object at p. a, when not nil, is what its

@@ -40,26 +40,33 @@ type session struct {
 	// audit holds the lines of quiet decisions not yet written (serve's
 	// goroutine only): see auditQuiet.
 	audit []byte
-	// after holds what the current request leaves to do once its reply
-	// is sent (serve's goroutine only): see later.
-	after []func()
+	// after holds what the current request leaves to close once its
+	// reply is sent (serve's goroutine only): see later.
+	after []closer
 	// The envelopes of the current request and its reply (serve's
 	// goroutine only): through an interface to the codec, a local one
 	// would be allocated for every call.
 	req ipc.Request
 	rep ipc.Response
+	// info is the FileInfo of a stat or open reply, which is encoded
+	// before the next request is read (serve's goroutine only).
+	info ipc.FileInfo
 }
 
-// later runs f once the reply to the current request has gone out, or
-// when the session ends. It is for work the reply does not depend on and
-// that the worker need not wait for: closing a stat's descriptors, a
-// microsecond each, while the worker decodes the reply.
-func (s *session) later(f func()) { s.after = append(s.after, f) }
+// closer is what later closes.
+type closer interface{ close() }
+
+// later closes c once the reply to the current request has gone out, or
+// when the session ends: for what the reply does not depend on and the
+// worker need not wait for, a stat's descriptors (a microsecond each),
+// closed while the worker decodes the reply. (An interface, not a func: a
+// method value would be an allocation per call.)
+func (s *session) later(c closer) { s.after = append(s.after, c) }
 
 func (s *session) runLater() {
-	for i, f := range s.after {
+	for i, c := range s.after {
 		s.after[i] = nil
-		f()
+		c.close()
 	}
 	s.after = s.after[:0]
 }
