@@ -215,14 +215,21 @@ func TestRenameExchangeRace(t *testing.T) {
 	}
 }
 
-func TestMountAnchor(t *testing.T) {
+// fileOnTmpfs makes d/m a tmpfs holding m/sub/f ("on tmpfs") and returns
+// d and an FS over it.
+func fileOnTmpfs(t *testing.T) (string, *FS) {
+	t.Helper()
 	requireRoot(t)
 	d := tempDir(t)
 	mustMkdir(t, d+"/m")
 	mountTmpfs(t, d+"/m", "size=1m")
 	mustMkdir(t, d+"/m/sub")
 	mustWrite(t, d+"/m/sub/f", "on tmpfs")
-	f := newFS(t)
+	return d, newFS(t)
+}
+
+func TestMountAnchor(t *testing.T) {
+	d, f := fileOnTmpfs(t)
 
 	o, err := f.Lookup(d+"/m/sub/f", false)
 	if err != nil {
@@ -256,13 +263,7 @@ func TestMountAnchor(t *testing.T) {
 // A file described under a mount other than "/" keeps its parent and the
 // mount's anchor until Close, and Close releases both.
 func TestDescribeUnderMountCloses(t *testing.T) {
-	requireRoot(t)
-	d := tempDir(t)
-	mustMkdir(t, d+"/m")
-	mountTmpfs(t, d+"/m", "size=1m")
-	mustMkdir(t, d+"/m/sub")
-	mustWrite(t, d+"/m/sub/f", "x")
-	f := newFS(t)
+	d, f := fileOnTmpfs(t)
 	if o, err := f.Describe(d+"/m/sub/f", false); err != nil { // reads the table
 		t.Fatal(err)
 	} else {
@@ -273,7 +274,7 @@ func TestDescribeUnderMountCloses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.Info().Kind != KindFile || o.Info().Size != 1 {
+	if o.Info().Kind != KindFile || o.Info().Size != int64(len("on tmpfs")) {
 		t.Errorf("Info = %+v", o.Info())
 	}
 	if n := testutil.OpenFDs(t); n != before+2 {
