@@ -435,7 +435,7 @@ func validPath(p string) bool {
 	if len(p) < 2 || p[0] != '/' || len(p) >= unix.PathMax || strings.IndexByte(p, 0) >= 0 {
 		return false
 	}
-	for _, c := range strings.Split(p[1:], "/") {
+	for c := range strings.SplitSeq(p[1:], "/") { // no slice: every lookup checks its path
 		if !validName(c) {
 			return false
 		}
