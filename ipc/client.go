@@ -76,6 +76,7 @@ func (c *Client) Call(op Op, req, resp any) (*os.File, error) {
 	// copies what it keeps, before the next Recv.
 	r := &c.resp
 	*r = Response{}
+	defer func() { *r = Response{} }() // holds nothing of the receive buffer past the call
 	if err := UnmarshalNoCopy(raw, r); err != nil || r.ID != id || r.FDs != len(files) {
 		closeAll(files)
 		c.poll = false
