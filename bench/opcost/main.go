@@ -10,8 +10,8 @@
 // Two more bare-Go figures, from the same runs, say where rex's margin
 // goes: the same round trip with both ends polling (non-blocking recvmsg,
 // as rex's ends do while one run has the broker), and that plus the
-// system calls of rex's confined stat (openat2 of the parent, statx, and
-// the close after the reply; the mount table's ppoll, at most once a
+// system calls of rex's confined stat (openat2 of the entry, statx of that
+// descriptor, and the close after the reply; the mount table's ppoll, at most once a
 // millisecond). What rex costs beyond the second is its own code: Risor,
 // the codec, authorisation, the audit record, the result map.
 package main
@@ -142,21 +142,20 @@ func echo(mode, dir string) {
 // confinedStat returns the system calls of broker/host's stat of dir, with
 // none of its code around them: ppoll on the mount table (has it
 // changed?) if the last was a millisecond ago or more, openat2 of the
-// parent beneath "/" with rex's resolve flags, statx of the entry; and,
-// as after, what the broker leaves until its reply is sent: the close.
+// entry beneath "/" with rex's resolve flags, statx of that descriptor;
+// and, as after, what the broker leaves until its reply is sent: the close.
 func confinedStat(dir string) (stat, after func() error) {
 	root, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	check(err)
 	mounts, err := unix.Open("/proc/self/mountinfo", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	check(err)
-	parent, name := filepath.Split(dir)
-	parent = strings.Trim(parent, "/")
-	how := unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
+	rel := strings.TrimPrefix(dir, "/")
+	how := unix.OpenHow{Flags: unix.O_PATH | unix.O_NOFOLLOW | unix.O_CLOEXEC,
 		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV | unix.RESOLVE_NO_SYMLINKS}
-	if fd, err := unix.Openat2(root, parent, &how); err == unix.EXDEV {
-		// dir's parent is on another mount than "/" (a tmpfs /tmp): the
-		// broker starts from that mount's root, found with one openat2
-		// and one statx more, which this then leaves out.
+	if fd, err := unix.Openat2(root, rel, &how); err == unix.EXDEV {
+		// dir is on another mount than "/" (a tmpfs /tmp): the broker
+		// starts from that mount's root, found with one openat2 and one
+		// statx more, which this then leaves out.
 		how.Resolve &^= unix.RESOLVE_NO_XDEV
 	} else if err == nil {
 		unix.Close(fd)
@@ -172,13 +171,12 @@ func confinedStat(dir string) (stat, after func() error) {
 				return err
 			}
 		}
-		fd, err := unix.Openat2(root, parent, &how)
+		fd, err := unix.Openat2(root, rel, &how)
 		if err != nil {
 			return err
 		}
 		open = fd
-		return unix.Statx(fd, name, unix.AT_SYMLINK_NOFOLLOW|unix.AT_NO_AUTOMOUNT|unix.AT_STATX_SYNC_AS_STAT,
-			unix.STATX_BASIC_STATS, &stx)
+		return unix.Statx(fd, "", unix.AT_EMPTY_PATH|unix.AT_STATX_SYNC_AS_STAT, unix.STATX_BASIC_STATS, &stx)
 	}
 	after = func() error {
 		if open < 0 {

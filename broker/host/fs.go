@@ -241,6 +241,20 @@ func (f *FS) lookupIn(t mountTable, path string, how lookupHow) (*Object, error)
 			o.fd, err = unix.Dup(anchor)
 		}
 	default:
+		if how == described {
+			var done bool
+			if done, err = o.describeAt(anchor, rest); err != nil {
+				return nil, err
+			}
+			if done {
+				if owned { // closed with o, after the caller's reply
+					o.keepSpare(anchor)
+					anchor = -1
+				}
+				return o, nil
+			}
+			how = pinned // a symlink, or a statx short of a field: as Lookup
+		}
 		dir, name := "", rest
 		if i := strings.LastIndexByte(rest, '/'); i >= 0 {
 			dir, name = rest[:i], rest[i+1:]
@@ -250,20 +264,11 @@ func (f *FS) lookupIn(t mountTable, path string, how lookupHow) (*Object, error)
 		}
 		o.name = name
 		o.parent, err = openat2(anchor, dir, unix.O_PATH|unix.O_DIRECTORY)
-		if err == nil && how != pinned {
+		if err == nil && how == unpinned {
 			var done bool
 			if done, err = o.describe(); err != nil {
 				o.closeFds()
 				return nil, err
-			}
-			if done && how == described {
-				// Nothing uses them again: they are closed with o.
-				o.keepSpare(o.parent)
-				o.parent = -1
-				if owned {
-					o.keepSpare(anchor)
-					anchor = -1
-				}
 			}
 			if done {
 				return o, nil
@@ -302,11 +307,12 @@ func (f *FS) Lookup(path string, follow bool) (*Object, error) {
 
 // Describe is Lookup for a caller that needs only the object's Info, to
 // authorise and answer stat or exists. An object that is neither a symlink
-// nor a mount point is described with statx of its entry in the parent
-// directory, found as Lookup finds it, and comes back holding no
-// descriptor, which saves an open and a close: every operation on it fails
-// as on a closed Object, so nothing can act on an object that no
-// descriptor pins. Anything else is exactly Lookup.
+// nor a mount point is opened O_PATH in one confined walk of its whole
+// path and described with statx of that descriptor (see
+// Object.describeAt), which saves a walk to its parent and the parent's
+// close before the reply. It comes back with no descriptor in use: every
+// operation on it fails as on a closed Object, so nothing can act on
+// it beyond its Info. Anything else is exactly Lookup.
 func (f *FS) Describe(path string, follow bool) (*Object, error) {
 	return f.lookupFollow(path, follow, described)
 }

@@ -260,8 +260,8 @@ func TestMountAnchor(t *testing.T) {
 	o.Close()
 }
 
-// A file described under a mount other than "/" keeps its parent and the
-// mount's anchor until Close, and Close releases both.
+// A file described under a mount other than "/" keeps a descriptor on
+// itself and the mount's anchor until Close, and Close releases both.
 func TestDescribeUnderMountCloses(t *testing.T) {
 	d, f := fileOnTmpfs(t)
 	if o, err := f.Describe(d+"/m/sub/f", false); err != nil { // reads the table
@@ -278,7 +278,7 @@ func TestDescribeUnderMountCloses(t *testing.T) {
 		t.Errorf("Info = %+v", o.Info())
 	}
 	if n := testutil.OpenFDs(t); n != before+2 {
-		t.Errorf("a described file under a mount holds %d descriptors until Close, want its parent and the anchor", n-before)
+		t.Errorf("a described file under a mount holds %d descriptors until Close, want its own and the anchor", n-before)
 	}
 	o.Close()
 	o.Close() // idempotent
@@ -485,10 +485,9 @@ func TestDescribe(t *testing.T) {
 		}
 	}
 
-	// A plain file or directory is described by name: no descriptor on it
-	// is opened, and no operation works on what no descriptor pins. The
-	// parent directory it was found in stays open, unused, until Close
-	// (see Object.spare).
+	// A plain file or directory is described through a descriptor that
+	// stays open, unused, until Close (see Object.spare): no operation
+	// works on it.
 	before := testutil.OpenFDs(t)
 	o, err := f.Describe(d+"/dir/file", false)
 	if err != nil {

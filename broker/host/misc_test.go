@@ -147,6 +147,29 @@ func BenchmarkLookupReadAll4K(b *testing.B) {
 	}
 }
 
+// Describe walks to the entry itself and statx's that descriptor;
+// LookupToRead walks to the parent and statx's the entry by name. Each
+// closes what it holds, as a stat's reply is followed by the close.
+func BenchmarkDescribe(b *testing.B) {
+	benchFind(b, (*FS).Describe)
+}
+
+func BenchmarkLookupToRead(b *testing.B) {
+	benchFind(b, (*FS).LookupToRead)
+}
+
+func benchFind(b *testing.B, find func(*FS, string, bool) (*Object, error)) {
+	f := newFS(b)
+	p := benchFile(b)
+	for b.Loop() {
+		o, err := find(f, p, false)
+		if err != nil {
+			b.Fatal(err)
+		}
+		o.Close()
+	}
+}
+
 func BenchmarkOSReadFile4K(b *testing.B) {
 	p := benchFile(b)
 	for b.Loop() {
