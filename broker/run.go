@@ -613,6 +613,14 @@ func (r *Runner) run(ctx context.Context, rn *run, job *Job) *ipc.Result {
 	// but Wait covers them.
 	r.active.Add(1)
 	defer func() {
+		if r.cfg.OneRun {
+			// Its process waits for the cleanup before it prints the
+			// result (Wait): a goroutine to hand it to, and the wake-up
+			// back, would only add to it.
+			p.release(r)
+			r.active.Done()
+			return
+		}
 		go func() {
 			defer r.active.Done()
 			p.release(r)
@@ -702,9 +710,14 @@ func (r *Runner) run(ctx context.Context, rn *run, job *Job) *ipc.Result {
 		}
 		_ = wp.kill()
 		if rn.peakMemory == 0 {
-			// It had exited already (a zombie has no memory to read), so
-			// reaping it is immediate and its rusage has the figure.
-			_ = waitOrKill(wp, time.Second)
+			// It had exited already (a zombie has no memory to read), or
+			// it is a OneRun worker, which exits as soon as its result is
+			// written: reaping it is immediate, or as long as its exit,
+			// and its rusage has the figure. It was just killed, so it is
+			// reaped here, not in a goroutine behind a timer: a second
+			// SIGKILL after a grace period would change nothing.
+			_ = wp.wait()
+			closeFiles(wp.stdout, wp.stderr)
 			rn.peakMemory = rusagePeak(wp)
 		}
 		_ = pc.Shutdown()
