@@ -74,6 +74,12 @@ func dropPrespawn() {
 // authz.LoadPath (its worker is ready first since the entry point starts it).
 func preloadPolicy() { go authz.Preload() }
 
+// signalContext is signal.NotifyContext's pair.
+type signalContext struct {
+	ctx  context.Context
+	stop context.CancelFunc
+}
+
 // engineState is what a standalone run carries besides its options.
 type engineState struct {
 	// learner records a --learn run; set by learnRun.
@@ -85,6 +91,27 @@ type engineState struct {
 func handOff([]string, io.Writer, io.Writer) (int, bool) { return 0, false }
 
 func standalone(o *options, script []byte, name string, args []byte) *ipc.Result {
+	// SIGINT and SIGTERM cancel the run, which then kills its worker and
+	// removes its cgroup. os/signal's first Notify in a process starts a
+	// thread for the signal mask and hands each signal to it and back,
+	// 0.3-1.8 ms here with the worker starting on the other core: so it is
+	// set up beside the rest of the run's set-up, not just before the run.
+	sigs := make(chan signalContext, 1)
+	go func() {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		sigs <- signalContext{ctx, stop}
+	}()
+	defer func() {
+		s := <-sigs
+		// An MCP server runs on: its next runs set up their own, and
+		// between runs the signals do what they do by default. A command
+		// line process exits once it has printed the result, and undoing
+		// Notify hands each signal to that thread and back again (70-170
+		// µs here), so it keeps them: one arriving meanwhile is ignored.
+		if o.server {
+			s.stop()
+		}
+	}()
 	wp, err := broker.WorkerPath("", true)
 	if err != nil {
 		return errorResult(ipc.ErrInternal, "%v", err)
@@ -141,9 +168,9 @@ func standalone(o *options, script []byte, name string, args []byte) *ipc.Result
 	if err != nil {
 		return validationError("policy: %v", err)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return r.Run(ctx, &broker.Job{
+	s := <-sigs
+	sigs <- s // for the deferred stop
+	return r.Run(s.ctx, &broker.Job{
 		Principal: <-principal, Policies: ps,
 		Script: script, ScriptName: name, Args: args, Timeout: o.timeout, PeerPID: os.Getpid(), Learn: o.engine.learner,
 	})

@@ -48,6 +48,9 @@ type options struct {
 	timeout                                    time.Duration
 	args, argsJSON                             stringList
 	learn                                      bool
+	// server: the run is one of an MCP server's, in a process that goes
+	// on after it.
+	server bool
 	// engine is the standalone engine's state (engine.go); empty in the
 	// client build.
 	engine engineState

@@ -350,6 +350,7 @@ func (s *mcpServer) runScript(script, args []byte, timeout time.Duration) *ipc.R
 	}
 	o := s.opts
 	o.timeout = timeout
+	o.server = true
 	const name = "mcp.risor"
 	if o.policy != "" {
 		return standalone(&o, script, name, args)

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -263,6 +264,47 @@ func TestStandaloneLeavesNoCgroup(t *testing.T) {
 	wantStatus(t, o, ipc.StatusSuccess, "", 0)
 	if left := existing(runCgroupDirs(o.res.RunID)); len(left) > 0 {
 		t.Fatalf("cgroups left by standalone run %s: %v", o.res.RunID, left)
+	}
+}
+
+// Ctrl-C on a standalone rex-exec cancels its run: it kills the worker,
+// removes the run's cgroup, and prints the cancelled result, all before it
+// exits. (SIGINT and SIGTERM are caught from the run's start: the engine
+// sets their handling up beside the policy's load.)
+func TestStandaloneInterrupt(t *testing.T) {
+	testutil.RequireRoot(t)
+	f := newFixture(t)
+	bin := testutil.Binaries(t)
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		cmd := exec.Command(filepath.Join(bin, "rex-exec"), "--policy", f.policy, "--timeout", "20s", "--output", "json", "-")
+		cmd.Stdin = strings.NewReader(`for {}`)
+		var out strings.Builder
+		cmd.Stdout = &out
+		must(t, cmd.Start())
+		ws := waitWorkers(t, cmd.Process.Pid, 1)
+		sent := time.Now()
+		must(t, cmd.Process.Signal(sig))
+		err := cmd.Wait()
+		if took := time.Since(sent); took > 2*time.Second {
+			t.Errorf("%v: rex-exec took %v to end", sig, took)
+		}
+		if st := cmd.ProcessState.Sys().(syscall.WaitStatus); st.Signaled() {
+			t.Fatalf("%v: rex-exec died of it (%v) instead of cancelling its run", sig, err)
+		}
+		var res ipc.Result
+		if err := json.Unmarshal([]byte(out.String()), &res); err != nil {
+			t.Fatalf("%v: no JSON result: %v: %q", sig, err, out.String())
+		}
+		if res.Status != ipc.StatusError || res.Error == nil || res.Error.ErrorType != ipc.ErrCommunication ||
+			!strings.Contains(res.Error.Message, "cancelled") || cmd.ProcessState.ExitCode() != ipc.ExitCode(&res) {
+			t.Errorf("%v: exit %d, result %s", sig, cmd.ProcessState.ExitCode(), out.String())
+		}
+		if _, _, state := procStat(ws[0]); state != "" {
+			t.Errorf("%v: worker %d still there (%s) after rex-exec exited", sig, ws[0], state)
+		}
+		if left := existing(runCgroupDirs(res.RunID)); len(left) > 0 {
+			t.Errorf("%v: cgroups left: %v", sig, left)
+		}
 	}
 }
 
