@@ -32,6 +32,9 @@ func dropPrespawn() {}
 // preloadPolicy is the engine's (engine.go): this build loads no policy.
 func preloadPolicy() {}
 
+// engineProcs is the engine's (engine.go).
+func engineProcs(bool) {}
+
 // engineName is the engine build's file name.
 const engineName = "rex-exec-standalone"
 

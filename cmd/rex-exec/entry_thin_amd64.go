@@ -9,7 +9,9 @@ package main
 // any failure, goes on into the runtime and main.
 func rexExecEntry()
 
-// execEngine is rexExecEntry's subroutine; no Go code calls either.
+// execEngine and engineEnvp are rexExecEntry's subroutines; no Go code
+// calls any of them.
 func execEngine()
+func engineEnvp()
 
-var _, _ = rexExecEntry, execEngine
+var _, _, _ = rexExecEntry, execEngine, engineEnvp

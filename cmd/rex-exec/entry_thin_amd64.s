@@ -33,6 +33,7 @@ TEXT ·rexExecEntry(SB),NOSPLIT|NOFRAME,$0
 	CALL	·exeDir(SB)
 	CMPQ	R15, $0
 	JEQ	runtime
+	CALL	·engineEnvp(SB)
 
 	LEAQ	·engineName(SB), SI
 	CALL	·execEngine(SB)
@@ -45,8 +46,8 @@ runtime:
 //
 // execEngine copies the NUL-ended name at SI to R15 in exeBuf, NUL
 // included, and execve()s the result with the process's own argv (R13)
-// and environment (after argv's NULL, argc in R12). It returns only if
-// execve failed. It clobbers AX, CX, DX, SI, DI, R10, R11.
+// and the environment at R9 (engineEnvp's). It returns only if execve
+// failed. It clobbers AX, CX, DX, SI, DI, R10, R11.
 TEXT ·execEngine(SB),NOSPLIT|NOFRAME,$0
 	MOVQ	R15, DI
 copy:
@@ -58,9 +59,52 @@ copy:
 	JNE	copy
 	LEAQ	·exeBuf(SB), DI
 	MOVQ	R13, SI
-	LEAQ	8(R13)(R12*8), DX	// envp
+	MOVQ	R9, DX			// envp
 	MOVQ	$59, AX			// execve
 	SYSCALL
+	RET
+
+// func engineEnvp()
+//
+// engineEnvp leaves in R9 the environment the engine is to start with: the
+// process's own (after argv's NULL, argc in R12), plus GOMAXPROCS=1 and
+// REX_ENGINE_PROCS=1 when it sets no GOMAXPROCS. A standalone run's
+// engine then starts its Go runtime on one processor, and keeps to it
+// (see engineProcs in engine.go for why). The copy goes to engineEnv; an
+// environment with too many entries for it goes on unchanged. It
+// clobbers AX, CX, SI, DI, R8, R10, R11.
+TEXT ·engineEnvp(SB),NOSPLIT|NOFRAME,$0
+	LEAQ	8(R13)(R12*8), R8	// the process's envp
+	MOVQ	R8, R9			// unless a copy is made
+	LEAQ	·engineEnv(SB), DI
+	XORQ	CX, CX			// entries copied
+next:
+	MOVQ	(R8)(CX*8), SI
+	TESTQ	SI, SI
+	JEQ	add
+	CMPQ	CX, $1021		// room for this one, the two added and NULL
+	JGE	keep
+	MOVQ	SI, (DI)(CX*8)
+	INCQ	CX
+	LEAQ	·gomaxprocsEq(SB), R10	// does it start with "GOMAXPROCS="?
+cmp:
+	MOVBQZX	(R10), AX
+	TESTQ	AX, AX
+	JEQ	keep			// it does: the caller chose; pass it on as it is
+	MOVBQZX	(SI), R11		// a shorter string differs at its NUL
+	CMPQ	AX, R11
+	JNE	next
+	INCQ	SI
+	INCQ	R10
+	JMP	cmp
+add:
+	LEAQ	·gomaxprocsOne(SB), AX
+	MOVQ	AX, (DI)(CX*8)
+	LEAQ	·engineProcsSet(SB), AX
+	MOVQ	AX, 8(DI)(CX*8)
+	MOVQ	$0, 16(DI)(CX*8)
+	MOVQ	DI, R9
+keep:
 	RET
 
 
@@ -78,3 +122,22 @@ DATA	·libexecEngineName+24(SB)/8, $"standalo"
 DATA	·libexecEngineName+32(SB)/2, $"ne"
 GLOBL	·libexecEngineName(SB), RODATA|NOPTR, $40
 
+DATA	·gomaxprocsEq+0(SB)/8, $"GOMAXPRO"
+DATA	·gomaxprocsEq+8(SB)/2, $"CS"
+DATA	·gomaxprocsEq+10(SB)/1, $"="
+DATA	·gomaxprocsEq+11(SB)/1, $0
+GLOBL	·gomaxprocsEq(SB), RODATA|NOPTR, $12
+
+DATA	·gomaxprocsOne+0(SB)/8, $"GOMAXPRO"
+DATA	·gomaxprocsOne+8(SB)/4, $"CS=1"
+DATA	·gomaxprocsOne+12(SB)/1, $0
+GLOBL	·gomaxprocsOne(SB), RODATA|NOPTR, $13
+
+DATA	·engineProcsSet+0(SB)/8, $"REX_ENGI"
+DATA	·engineProcsSet+8(SB)/8, $"NE_PROCS"
+DATA	·engineProcsSet+16(SB)/2, $"=1"
+DATA	·engineProcsSet+18(SB)/1, $0
+GLOBL	·engineProcsSet(SB), RODATA|NOPTR, $19
+
+// engineEnv: 1024 pointers.
+GLOBL	·engineEnv(SB), NOPTR, $8192

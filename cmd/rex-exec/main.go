@@ -103,6 +103,7 @@ func run(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "rex-exec: --output must be json, pretty-json or human, not %q\n", o.output)
 		return 2
 	}
+	engineProcs(len(pos) == 1 && pos[0] == "mcp")
 	// Standalone mode plays the broker in this process: the client build
 	// hands over to the engine build here, before anything is read.
 	if o.policy != "" || o.learn {

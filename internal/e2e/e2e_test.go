@@ -627,6 +627,89 @@ func readStatusPath(t *testing.T, path string) map[string]string {
 	return m
 }
 
+// On amd64 the client starts a standalone run's engine with GOMAXPROCS=1
+// and REX_ENGINE_PROCS=1 added to its environment, unless the caller set
+// GOMAXPROCS or the environment is too large to copy; the worker's
+// environment stays its own.
+func TestClientStartsEngineOnOneProcessor(t *testing.T) {
+	if runtime.GOARCH != "amd64" {
+		t.Skip("the client's entry point is amd64 only; elsewhere the engine starts as the client was started")
+	}
+	f := newFixture(t)
+	bin := testutil.Binaries(t)
+	many := make([]string, 1100)
+	for i := range many {
+		many[i] = fmt.Sprintf("REX_TEST_FILLER_%d=x", i)
+	}
+	for _, tc := range []struct {
+		name   string
+		env    []string
+		procs  string // GOMAXPROCS in the engine's environment
+		marked bool
+	}{
+		{"plain", nil, "GOMAXPROCS=1", true},
+		{"caller's GOMAXPROCS", []string{"GOMAXPROCS=2"}, "GOMAXPROCS=2", false},
+		{"too many variables", many, "", false},
+	} {
+		cmd := exec.Command(filepath.Join(bin, "rex-exec"), "--policy", f.policy, "--output", "json", "-")
+		cmd.Stdin = strings.NewReader(`time.sleep(0.4); "hi"`)
+		var env []string
+		for _, kv := range os.Environ() {
+			if !strings.HasPrefix(kv, "GOMAXPROCS=") {
+				env = append(env, kv)
+			}
+		}
+		cmd.Env = append(env, tc.env...)
+		var out bytes.Buffer
+		cmd.Stdout = &out
+		must(t, cmd.Start())
+		// The engine is the same process once the client has handed over;
+		// its environ is the one execve gave it.
+		var engine, worker []string
+		for i := 0; i < 200 && (engine == nil || worker == nil); i++ {
+			if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", cmd.Process.Pid)); strings.HasSuffix(exe, "rex-exec-standalone") {
+				engine = environ(cmd.Process.Pid)
+				if ws := workersOf(cmd.Process.Pid); len(ws) > 0 {
+					worker = environ(ws[0])
+				}
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		must(t, cmd.Wait())
+		var res ipc.Result
+		if err := json.Unmarshal(out.Bytes(), &res); err != nil || res.Status != ipc.StatusSuccess || string(res.Output) != `"hi"` {
+			t.Fatalf("%s: %s", tc.name, out.String())
+		}
+		if engine == nil || worker == nil {
+			t.Fatalf("%s: never saw the engine and its worker running", tc.name)
+		}
+		procs, marked := "", false
+		for _, kv := range engine {
+			switch {
+			case strings.HasPrefix(kv, "GOMAXPROCS="):
+				procs = kv
+			case kv == "REX_ENGINE_PROCS=1":
+				marked = true
+			}
+		}
+		if procs != tc.procs || marked != tc.marked {
+			t.Errorf("%s: engine started with %q, REX_ENGINE_PROCS=1 %v; want %q, %v", tc.name, procs, marked, tc.procs, tc.marked)
+		}
+		if w := strings.Join(worker, " "); w != "REX_WORKER=1 GOMAXPROCS=1" {
+			t.Errorf("%s: worker's environment %q", tc.name, w)
+		}
+	}
+}
+
+// environ is /proc/pid/environ, or nil.
+func environ(pid int) []string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if err != nil || len(b) == 0 {
+		return nil
+	}
+	return strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
+}
+
 // rex-exec is the client build; standalone mode re-executes it into the
 // engine build, rex-exec-standalone, with the script still unread on
 // stdin (every standalone test here goes through that hand-off). Without
