@@ -269,8 +269,8 @@ func TestStandaloneLeavesNoCgroup(t *testing.T) {
 
 // Ctrl-C on a standalone rex-exec cancels its run: it kills the worker,
 // removes the run's cgroup, and prints the cancelled result, all before it
-// exits. (SIGINT and SIGTERM are caught from the run's start: the engine
-// sets their handling up beside the policy's load.)
+// exits. (The engine catches SIGINT and SIGTERM from before it hands the
+// worker its script: see standalone in cmd/rex-exec/engine.go.)
 func TestStandaloneInterrupt(t *testing.T) {
 	testutil.RequireRoot(t)
 	f := newFixture(t)
@@ -282,6 +282,10 @@ func TestStandaloneInterrupt(t *testing.T) {
 		cmd.Stdout = &out
 		must(t, cmd.Start())
 		ws := waitWorkers(t, cmd.Process.Pid, 1)
+		// The worker locks down before the engine has finished its own
+		// start-up (and set up its signals); the script, a busy loop, runs
+		// until the signal.
+		time.Sleep(300 * time.Millisecond)
 		sent := time.Now()
 		must(t, cmd.Process.Signal(sig))
 		err := cmd.Wait()
