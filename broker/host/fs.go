@@ -309,8 +309,8 @@ func (f *FS) Lookup(path string, follow bool) (*Object, error) {
 // authorise and answer stat or exists. An object that is neither a symlink
 // nor a mount point is opened O_PATH in one confined walk of its whole
 // path and described with statx of that descriptor (see
-// Object.describeAt), which saves a walk to its parent and the parent's
-// close before the reply. It comes back with no descriptor in use: every
+// Object.describeAt), which is cheaper than a walk to its parent and a
+// statx of its name there. It comes back with no descriptor in use: every
 // operation on it fails as on a closed Object, so nothing can act on
 // it beyond its Info. Anything else is exactly Lookup.
 func (f *FS) Describe(path string, follow bool) (*Object, error) {
