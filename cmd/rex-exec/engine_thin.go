@@ -43,7 +43,7 @@ const engineName = "rex-exec-standalone"
 func handOff(pos []string, stdout, stderr io.Writer) (int, bool) {
 	path, err := enginePath()
 	if err == nil {
-		err = syscall.Exec(path, os.Args, os.Environ())
+		err = syscall.Exec(path, os.Args, engineEnv(os.Environ()))
 	}
 	msg := fmt.Sprintf("standalone mode runs in %s, which could not be started: %v (install it next to rex-exec or in /usr/libexec/rex: make install)", engineName, err)
 	if len(pos) == 1 && pos[0] == "mcp" {

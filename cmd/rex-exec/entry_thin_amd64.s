@@ -8,8 +8,9 @@
 // with -E main.rexExecEntry; see entry_thin_amd64.go). Before the Go
 // runtime starts, it looks for a standalone invocation: an argument that
 // is --policy or -policy, alone or with =VALUE. Finding one, it
-// re-executes into the engine build with the same argv and environment,
-// as handOff would after the runtime had started (the runtime's start and
+// re-executes into the engine build with the same argv, and the same
+// environment plus what engineEnvp adds, as handOff would after the
+// runtime had started (the runtime's start and
 // exit are ~1.5 ms of a standalone run here): from the executable's own
 // directory, rex-exec-standalone, then ../libexec/rex/rex-exec-standalone,
 // the first two places enginePath looks. If neither can be executed, or
@@ -70,13 +71,14 @@ copy:
 // process's own (after argv's NULL, argc in R12), plus GOMAXPROCS=1 and
 // REX_ENGINE_PROCS=1 when it sets no GOMAXPROCS. A standalone run's
 // engine then starts its Go runtime on one processor, and keeps to it
-// (see engineProcs in engine.go for why). The copy goes to engineEnv; an
-// environment with too many entries for it goes on unchanged. It
-// clobbers AX, CX, SI, DI, R8, R10, R11.
+// (see engineProcs in engine.go for why). The copy goes to engineEnvBuf; an
+// environment with too many entries for it (more than maxEngineEnv, 1021)
+// goes on unchanged, as engineEnv (engineenv.go) leaves it. It clobbers
+// AX, CX, SI, DI, R8, R10, R11.
 TEXT ·engineEnvp(SB),NOSPLIT|NOFRAME,$0
 	LEAQ	8(R13)(R12*8), R8	// the process's envp
 	MOVQ	R8, R9			// unless a copy is made
-	LEAQ	·engineEnv(SB), DI
+	LEAQ	·engineEnvBuf(SB), DI
 	XORQ	CX, CX			// entries copied
 next:
 	MOVQ	(R8)(CX*8), SI
@@ -139,5 +141,5 @@ DATA	·engineProcsSet+16(SB)/2, $"=1"
 DATA	·engineProcsSet+18(SB)/1, $0
 GLOBL	·engineProcsSet(SB), RODATA|NOPTR, $19
 
-// engineEnv: 1024 pointers.
-GLOBL	·engineEnv(SB), NOPTR, $8192
+// engineEnvBuf: 1024 pointers.
+GLOBL	·engineEnvBuf(SB), NOPTR, $8192

@@ -627,14 +627,12 @@ func readStatusPath(t *testing.T, path string) map[string]string {
 	return m
 }
 
-// On amd64 the client starts a standalone run's engine with GOMAXPROCS=1
-// and REX_ENGINE_PROCS=1 added to its environment, unless the caller set
-// GOMAXPROCS or the environment is too large to copy; the worker's
-// environment stays its own.
+// The client starts a standalone run's engine with GOMAXPROCS=1 and
+// REX_ENGINE_PROCS=1 added to its environment (its entry point on amd64,
+// handOff elsewhere), unless the caller set GOMAXPROCS or the environment
+// has more entries than the entry point copies; the worker's environment
+// stays its own.
 func TestClientStartsEngineOnOneProcessor(t *testing.T) {
-	if runtime.GOARCH != "amd64" {
-		t.Skip("the client's entry point is amd64 only; elsewhere the engine starts as the client was started")
-	}
 	f := newFixture(t)
 	bin := testutil.Binaries(t)
 	many := make([]string, 1100)
