@@ -56,10 +56,19 @@ bin/fsbench -rex "$R/rex-exec" -n 5000 -runs 5
 
 # 4. Authorisation: 1000 policies vs 10 (same action mix, indexed by action
 #    and resource scope).
-go test ./authz -run '^$' -bench 'BenchmarkAuthorize' -benchtime 20000x 2>/dev/null | awk '
-	/policies=10-/ {a=$3} /policies=1000-/ {b=$3}
-	END {r=b/a; printf "%-28s 1000 policies %7.2f µs   10 policies %7.2f µs   ratio %5.2f   target  2.00  %s\n",
-		"authorisation 1000 vs 10", b/1000, a/1000, r, (r<=2?"PASS":"MISS")}'
+#    Eleven alternating rounds, medians: one round alone once put a fast
+#    spell of the machine into the 10-policy figure only (ratio 2.07).
+go test -c -o bin/authz.test ./authz
+for _ in $(seq 11); do
+	bin/authz.test -test.run '^$' -test.bench 'BenchmarkAuthorize' -test.benchtime 20000x 2>/dev/null
+done | awk '
+	function median(v, n,   i, j, t) {
+		for (i = 2; i <= n; i++) for (j = i; j > 1 && v[j-1] > v[j]; j--) { t = v[j]; v[j] = v[j-1]; v[j-1] = t }
+		return v[int((n + 1) / 2)]
+	}
+	/policies=10-/ {a[++na]=$3} /policies=1000-/ {b[++nb]=$3}
+	END {x=median(a, na); y=median(b, nb); r=y/x; printf "%-28s 1000 policies %7.2f µs   10 policies %7.2f µs   ratio %5.2f   target  2.00  %s\n",
+		"authorisation 1000 vs 10", y/1000, x/1000, r, (r<=2?"PASS":"MISS")}'
 
 # 5 and 6. Throughput with 8 concurrent clients; broker and worker memory.
 bin/throughput -bin "$R" -n "${THROUGHPUT_RUNS:-1000}" -c 8
