@@ -71,9 +71,10 @@ func dropPrespawn() {
 }
 
 // engineProcs takes note of how the client started this engine. For a
-// standalone run the client's entry point adds GOMAXPROCS=1 to the
-// engine's environment, with REX_ENGINE_PROCS=1 to say it did, unless the
-// caller set GOMAXPROCS (entry_thin_amd64.s), so that the engine's Go
+// standalone run the client adds GOMAXPROCS=1 to the engine's
+// environment, with REX_ENGINE_PROCS=1 to say it did, unless the caller
+// set GOMAXPROCS (engineEnv; on amd64 its entry point, engineEnvp in
+// entry_thin_amd64.s, does the same), so that the engine's Go
 // runtime starts on one processor. A run's start-up is two Go programs
 // starting at once on this machine's two processors, the engine and its
 // worker: on one, the engine starts no thread for a second processor and
